@@ -1,0 +1,103 @@
+"""Shared fixtures: the appliance under test, its address, and throw-away XMPP accounts."""
+
+from __future__ import annotations
+
+import json
+import secrets
+import shlex
+import subprocess
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+import yaml
+
+SCENARIO = Path(__file__).resolve().parents[1]
+REPO = SCENARIO.parents[1]
+GROUP_VARS = yaml.safe_load((SCENARIO / "inventory/group_vars/im_servers.yml").read_text())
+DOMAIN: str = GROUP_VARS["ejabberd_domain"]
+
+
+@dataclass(frozen=True)
+class Account:
+    jid: str
+    password: str
+
+
+def api(host, command: str, body: dict[str, str]) -> object:
+    """Call ejabberd's admin API the way the admin service will: on the device's loopback."""
+    payload = shlex.quote(json.dumps(body))
+    result = host.run(
+        f"curl -sS --fail-with-body -H 'Content-Type: application/json' "
+        f"-d {payload} http://127.0.0.1:5281/api/{command}"
+    )
+    assert result.rc == 0, f"API {command} failed: {result.stdout} {result.stderr}"
+    return json.loads(result.stdout)
+
+
+@pytest.fixture(scope="module")
+def container(host) -> str:
+    return host.backend.host
+
+
+@pytest.fixture(scope="module")
+def address(container: str) -> str:
+    """The container's own address: test traffic goes only to containers we created."""
+    return subprocess.run(
+        [
+            "docker",
+            "inspect",
+            "-f",
+            "{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}",
+            container,
+        ],
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout.strip()
+
+
+@pytest.fixture(scope="module")
+def beam_pid(host) -> int:
+    return int(host.check_output("pgrep -f -- '-sname ejabberd@localhost'").split()[0])
+
+
+@pytest.fixture(scope="module")
+def netns(container: str) -> list[str]:
+    """Command prefix that runs a host program inside the container's network namespace,
+    so real client libraries can reach services bound to the device's loopback."""
+    pid = subprocess.run(
+        ["docker", "inspect", "-f", "{{.State.Pid}}", container],
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout.strip()
+    return ["nsenter", f"--net=/proc/{pid}/ns/net"]
+
+
+@pytest.fixture(scope="module")
+def device_cert(host, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The certificate part of the device's PEM, to verify TLS against (never the key)."""
+    pem = host.check_output("openssl x509 -in /etc/ejabberd/tls/device.pem")
+    path = tmp_path_factory.mktemp("tls") / "device.crt"
+    path.write_text(pem + "\n")
+    return path
+
+
+@pytest.fixture
+def accounts(host) -> Iterator[list[Account]]:
+    """Two fresh accounts created through the admin API, removed afterwards."""
+    created = []
+    for _ in range(2):
+        user = f"t{secrets.token_hex(5)}"
+        password = secrets.token_urlsafe(16)
+        assert api(host, "register", {"user": user, "host": DOMAIN, "password": password})
+        created.append(Account(f"{user}@{DOMAIN}", password))
+    yield created
+    for account in created:
+        api(host, "unregister", {"user": account.jid.split("@")[0], "host": DOMAIN})
+
+
+def secret(host, name: str) -> str:
+    return host.check_output(f"pi-im-secret show {name}")

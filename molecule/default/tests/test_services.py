@@ -1,0 +1,137 @@
+"""Services, listeners, kernel settings and the running Erlang VM's tuning."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+PUBLIC = {5222: "ejabberd c2s", 5269: "ejabberd s2s", 5280: "ejabberd http"}
+LOOPBACK = {
+    5281: "ejabberd api",
+    5672: "amqp",
+    15672: "rabbitmq management",
+    4369: "epmd",
+    25672: "rabbitmq distribution",
+}
+WILDCARD = {"*", "0.0.0.0", "[::]", "::"}
+
+
+def listeners(host) -> list[tuple[str, int, str]]:
+    """(address, port, process) of every listening TCP socket."""
+    found = []
+    for line in host.check_output("ss -Hltnp").splitlines():
+        fields = line.split()
+        address, _, port = fields[3].rpartition(":")
+        process = re.search(r'\(\("([^"]+)"', line)
+        found.append((address, int(port), process.group(1) if process else "?"))
+    return found
+
+
+def journal(host, unit: str) -> str:
+    return host.run(f"journalctl -u {unit} -n 40 --no-pager").stdout
+
+
+@pytest.mark.parametrize(
+    "unit", ["ejabberd", "rabbitmq-server", "docker", "epmd.socket", "pi-im-ejabberd-cleanup.timer"]
+)
+def test_service_enabled_and_running(host, unit: str) -> None:
+    service = host.service(unit)
+    assert service.is_enabled, journal(host, unit)
+    assert service.is_running, journal(host, unit)
+
+
+def test_time_sync_enabled(host) -> None:
+    # It runs on a Pi; in a container systemd skips it (the host keeps the clock).
+    assert host.service("systemd-timesyncd").is_enabled
+
+
+@pytest.mark.parametrize(("port", "name"), PUBLIC.items())
+def test_public_listener_on_all_addresses(host, port: int, name: str) -> None:
+    addresses = {a for a, p, _ in listeners(host) if p == port}
+    assert addresses, f"{name} does not listen"
+    assert addresses <= WILDCARD, f"{name} listens on {addresses}"
+
+
+@pytest.mark.parametrize(("port", "name"), LOOPBACK.items())
+def test_private_listener_on_loopback_only(host, port: int, name: str) -> None:
+    addresses = {a for a, p, _ in listeners(host) if p == port}
+    assert addresses == {"127.0.0.1"}, f"{name} listens on {addresses}"
+
+
+def test_nothing_else_listens_beyond_loopback(host) -> None:
+    exposed = [
+        (a, p, proc)
+        for a, p, proc in listeners(host)
+        if p not in PUBLIC and not a.startswith("127.") and a != "[::1]"
+    ]
+    assert exposed == []
+
+
+def test_sysctl_file(host) -> None:
+    conf = host.file("/etc/sysctl.d/60-pi-im.conf")
+    assert conf.user == "root"
+    assert conf.mode == 0o644
+    settings = {
+        k.strip(): v.strip()
+        for k, v in (
+            line.split("=", 1)
+            for line in conf.content_string.splitlines()
+            if line and not line.startswith("#")
+        )
+    }
+    assert settings["net.ipv4.tcp_congestion_control"] == "bbr"
+    assert settings["net.core.default_qdisc"] == "fq"
+    for flag in ("tcp_window_scaling", "tcp_timestamps", "tcp_sack"):
+        assert settings[f"net.ipv4.{flag}"] == "1"
+    assert int(settings["net.core.somaxconn"]) >= 4096
+    assert int(settings["net.ipv4.tcp_max_syn_backlog"]) >= 4096
+    low, high = map(int, settings["net.ipv4.ip_local_port_range"].split())
+    assert high - low >= 50000
+    assert int(settings["fs.file-max"]) >= 262144
+    assert int(settings["net.ipv4.tcp_keepalive_time"]) <= 600
+    assert host.file("/etc/modules-load.d/60-pi-im-bbr.conf").contains("^tcp_bbr$")
+
+
+def test_seed_kernel_block_absent(host) -> None:
+    config = host.file("/etc/ejabberd/ejabberd.yml").content_string
+    assert not re.search(r"^(kernel|memory|sync_workers):", config, re.MULTILINE)
+
+
+def test_ejabberd_runs_with_tuned_flags(host, beam_pid: int) -> None:
+    cfg = dict(
+        re.findall(
+            r'^(ERL_\w+)="?([^"\n]*)"?$',
+            host.file("/etc/default/ejabberd").content_string,
+            re.MULTILINE,
+        )
+    )
+    args = host.file(f"/proc/{beam_pid}/cmdline").content.split(b"\0")
+    args = [a.decode() for a in args]
+
+    def flag(name: str) -> str:
+        return args[args.index(name) + 1]
+
+    # erl turns +P/+Q into -P/-Q on beam.smp's command line.
+    assert flag("-P") == cfg["ERL_PROCESSES"]
+    assert flag("-Q") == cfg["ERL_MAX_PORTS"]
+    assert int(flag("-Q")) >= 3 * 4000
+    assert flag("-sbwt") == flag("-sbwtdcpu") == flag("-sbwtdio") == "none"
+    assert flag("-kernel") == "inet_dist_use_interface"
+    assert flag("inet_dist_use_interface") == "{127,0,0,1}"
+    assert "-sname" in args
+    assert flag("-sname") == "ejabberd@localhost"
+
+
+def test_ejabberd_open_file_limit(host, beam_pid: int) -> None:
+    def soft_nofile(pid: int | str) -> int:
+        limits = host.file(f"/proc/{pid}/limits").content_string.splitlines()
+        line = next(row for row in limits if row.startswith("Max open files"))
+        return int(line.split()[3])
+
+    configured = int(host.check_output("systemctl show -P LimitNOFILE ejabberd"))
+    assert configured >= 2 * 4000
+    # A container cannot raise its limit above its host's hard limit (20000 here); on a Pi
+    # the configured value applies as it is.
+    ceiling = int(host.check_output("sh -c 'ulimit -Hn'"))
+    assert soft_nofile(beam_pid) == min(configured, ceiling)

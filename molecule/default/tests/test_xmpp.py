@@ -1,0 +1,153 @@
+"""Real XMPP exchanges with the appliance: STARTTLS + SCRAM on 5222 (slixmpp), WebSocket
+and BOSH on 5280, XEP-0156 discovery, and refusals."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import secrets
+import ssl
+from pathlib import Path
+
+import httpx
+import pytest
+import slixmpp
+
+from conftest import DOMAIN, Account
+from xmpp_framed import AuthenticationFailed, BoshTransport, FramedClient, WebSocketTransport
+
+
+class Client(slixmpp.ClientXMPP):
+    """A real client: requires STARTTLS, verifies the device certificate, logs in."""
+
+    def __init__(self, account: Account, cert: Path) -> None:
+        super().__init__(account.jid, account.password)
+        self.ssl_context = ssl.create_default_context(cafile=str(cert))
+        self.messages: asyncio.Queue[slixmpp.Message] = asyncio.Queue()
+        self.outcome: asyncio.Future[str] = asyncio.get_event_loop().create_future()
+        self.add_event_handler("session_start", self._started)
+        self.add_event_handler("failed_all_auth", lambda _: self._settle("auth failed"))
+        self.add_event_handler("message", self._message)
+
+    def _settle(self, outcome: str) -> None:
+        if not self.outcome.done():
+            self.outcome.set_result(outcome)
+
+    async def _started(self, _event: object) -> None:
+        self.send_presence()
+        encrypted = isinstance(self.socket, ssl.SSLObject | ssl.SSLSocket)
+        self._settle(
+            f"session started, encrypted={encrypted}, "
+            f"mechanism={self.plugin['feature_mechanisms'].mech.name}"
+        )
+
+    def _message(self, message: slixmpp.Message) -> None:
+        if message["type"] in ("chat", "normal") and message["body"]:
+            self.messages.put_nowait(message)
+
+
+async def log_in(account: Account, cert: Path, address: str) -> Client:
+    client = Client(account, cert)
+    client.connect(host=address, port=5222)
+    await asyncio.wait_for(client.outcome, 30)
+    return client
+
+
+def test_starttls_scram_login_and_message(accounts, device_cert: Path, address: str) -> None:
+    async def exchange() -> tuple[str, str, str]:
+        alice = await log_in(accounts[0], device_cert, address)
+        bob = await log_in(accounts[1], device_cert, address)
+        body = f"hello over c2s {secrets.token_hex(4)}"
+        alice.send_message(mto=accounts[1].jid, mbody=body, mtype="chat")
+        received = await asyncio.wait_for(bob.messages.get(), 15)
+        outcomes = alice.outcome.result()
+        for client in (alice, bob):
+            client.disconnect()
+        return outcomes, str(received["from"].bare), received["body"] + "|" + body
+
+    outcome, sender, bodies = asyncio.run(exchange())
+    assert outcome.startswith("session started, encrypted=True")
+    assert "SCRAM-SHA" in outcome
+    assert sender == accounts[0].jid
+    received, sent = bodies.split("|")
+    assert received == sent
+
+
+def test_wrong_password_refused_on_c2s(accounts, device_cert: Path, address: str) -> None:
+    wrong = Account(accounts[0].jid, accounts[0].password + "x")
+
+    async def attempt() -> str:
+        client = Client(wrong, device_cert)
+        client.connect(host=address, port=5222)
+        outcome = await asyncio.wait_for(client.outcome, 30)
+        client.disconnect()
+        return outcome
+
+    assert asyncio.run(attempt()) == "auth failed"
+
+
+@pytest.mark.parametrize("transport", ["websocket", "bosh"])
+def test_framed_login_and_message(accounts, address: str, transport: str) -> None:
+    def connect(account: Account) -> FramedClient:
+        if transport == "websocket":
+            channel = WebSocketTransport(f"ws://{address}:5280/websocket")
+        else:
+            channel = BoshTransport(f"http://{address}:5280/bosh")
+        client = FramedClient(channel, account.jid, account.password)
+        client.login()
+        return client
+
+    alice, bob = connect(accounts[0]), connect(accounts[1])
+    assert alice.jid.startswith(accounts[0].jid + "/")
+    # SCRAM only: PLAIN against SCRAM-stored passwords is slow and memory-hungry.
+    assert "PLAIN" not in alice.mechanisms
+    assert "SCRAM-SHA-1" in alice.mechanisms
+    body = f"hello over {transport} {secrets.token_hex(4)}"
+    alice.send_message(accounts[1].jid, body)
+    sender, received = bob.receive_message()
+    assert sender.split("/")[0] == accounts[0].jid
+    assert received == body
+    alice.close()
+    bob.close()
+
+
+@pytest.mark.parametrize("transport", ["websocket", "bosh"])
+def test_wrong_password_refused_on_framed(accounts, address: str, transport: str) -> None:
+    channel = (
+        WebSocketTransport(f"ws://{address}:5280/websocket")
+        if transport == "websocket"
+        else BoshTransport(f"http://{address}:5280/bosh")
+    )
+    client = FramedClient(channel, accounts[0].jid, "not-" + accounts[0].password)
+    with pytest.raises(AuthenticationFailed, match="not-authorized"):
+        client.login()
+
+
+def test_host_meta_announces_web_endpoints(address: str) -> None:
+    response = httpx.get(
+        f"http://{address}:5280/.well-known/host-meta.json", headers={"Host": DOMAIN}, timeout=10
+    )
+    assert response.status_code == 200
+    links = {link["rel"]: link["href"] for link in json.loads(response.text)["links"]}
+    assert links["urn:xmpp:alt-connections:websocket"].endswith("/websocket")
+    assert links["urn:xmpp:alt-connections:xbosh"].endswith("/bosh")
+
+
+def test_in_band_registration_is_off(address: str) -> None:
+    client = FramedClient(
+        WebSocketTransport(f"ws://{address}:5280/websocket"), f"nobody@{DOMAIN}", "irrelevant"
+    )
+    with pytest.raises(AuthenticationFailed):
+        client.login()
+    assert "{http://jabber.org/features/iq-register}register" not in client.features
+    assert client.features  # the features were read at all
+
+
+def test_admin_api_not_public(address: str) -> None:
+    # Only loopback reaches the admin API; the public HTTP listener has no /api.
+    response = httpx.post(
+        f"http://{address}:5280/api/register",
+        timeout=10,
+        json={"user": "intruder", "host": DOMAIN, "password": "x" * 12},
+    )
+    assert response.status_code == 404

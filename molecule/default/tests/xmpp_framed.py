@@ -1,0 +1,233 @@
+"""Minimal XMPP clients for the framed transports: WebSocket (RFC 7395) and BOSH (XEP-0206).
+
+slixmpp, used for the TCP/STARTTLS tests, speaks neither, so these speak just enough of
+both to log in with SCRAM-SHA-1, bind a resource and exchange messages with a real server.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import secrets
+import xml.etree.ElementTree as ET
+from dataclasses import dataclass, field
+from typing import Protocol
+
+import httpx
+from websockets.sync.client import ClientConnection, connect
+
+NS_FRAMING = "urn:ietf:params:xml:ns:xmpp-framing"
+NS_STREAMS = "http://etherx.jabber.org/streams"
+NS_SASL = "urn:ietf:params:xml:ns:xmpp-sasl"
+NS_BIND = "urn:ietf:params:xml:ns:xmpp-bind"
+NS_CLIENT = "jabber:client"
+NS_HTTPBIND = "http://jabber.org/protocol/httpbind"
+NS_XBOSH = "urn:xmpp:xbosh"
+
+
+class AuthenticationFailed(Exception):
+    """The server answered the SASL exchange with <failure/>."""
+
+
+@dataclass
+class Scram:
+    """Client side of SCRAM-SHA-1 (RFC 5802), without channel binding."""
+
+    user: str
+    password: str
+    nonce: str = field(default_factory=lambda: secrets.token_urlsafe(18))
+
+    def __post_init__(self) -> None:
+        self.first_bare = f"n={self.user},r={self.nonce}"
+        self.server_signature = b""
+
+    def first(self) -> str:
+        return base64.b64encode(f"n,,{self.first_bare}".encode()).decode()
+
+    def final(self, challenge_b64: str) -> str:
+        server_first = base64.b64decode(challenge_b64).decode()
+        attrs = dict(part.split("=", 1) for part in server_first.split(","))
+        if not attrs["r"].startswith(self.nonce):
+            raise AuthenticationFailed("server nonce does not extend ours")
+        salted = hashlib.pbkdf2_hmac(
+            "sha1", self.password.encode(), base64.b64decode(attrs["s"]), int(attrs["i"])
+        )
+        client_key = hmac.digest(salted, b"Client Key", "sha1")
+        stored_key = hashlib.sha1(client_key).digest()
+        without_proof = f"c={base64.b64encode(b'n,,').decode()},r={attrs['r']}"
+        auth_message = f"{self.first_bare},{server_first},{without_proof}".encode()
+        signature = hmac.digest(stored_key, auth_message, "sha1")
+        proof = bytes(a ^ b for a, b in zip(client_key, signature, strict=True))
+        server_key = hmac.digest(salted, b"Server Key", "sha1")
+        self.server_signature = hmac.digest(server_key, auth_message, "sha1")
+        final = f"{without_proof},p={base64.b64encode(proof).decode()}"
+        return base64.b64encode(final.encode()).decode()
+
+    def verify(self, success_b64: str) -> None:
+        attrs = dict(
+            part.split("=", 1) for part in base64.b64decode(success_b64).decode().split(",")
+        )
+        if base64.b64decode(attrs["v"]) != self.server_signature:
+            raise AuthenticationFailed("server signature does not match: not the real server")
+
+
+class Transport(Protocol):
+    def open_stream(self, domain: str, restart: bool) -> list[ET.Element]: ...
+    def send(self, *elements: str) -> list[ET.Element]: ...
+    def receive(self) -> list[ET.Element]: ...
+    def close(self) -> None: ...
+
+
+class WebSocketTransport:
+    def __init__(self, url: str) -> None:
+        self.ws: ClientConnection = connect(url, subprotocols=["xmpp"], open_timeout=10)
+        self.domain = ""
+
+    def _frames_until(self, tag: str) -> list[ET.Element]:
+        frames: list[ET.Element] = []
+        while not frames or frames[-1].tag != tag:
+            frames.append(ET.fromstring(self.ws.recv(timeout=10)))
+        return frames
+
+    def open_stream(self, domain: str, restart: bool) -> list[ET.Element]:
+        self.domain = domain
+        self.ws.send(f'<open xmlns="{NS_FRAMING}" to="{domain}" version="1.0"/>')
+        return self._frames_until(f"{{{NS_STREAMS}}}features")
+
+    def send(self, *elements: str) -> list[ET.Element]:
+        for element in elements:
+            self.ws.send(element)
+        return []
+
+    def receive(self) -> list[ET.Element]:
+        return [ET.fromstring(self.ws.recv(timeout=10))]
+
+    def close(self) -> None:
+        self.ws.send(f'<close xmlns="{NS_FRAMING}"/>')
+        self.ws.close()
+
+
+class BoshTransport:
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.http = httpx.Client(timeout=30)
+        self.rid = secrets.randbelow(2**40)
+        self.sid = ""
+
+    def _post(self, attrs: str, payload: str = "", closing: bool = False) -> list[ET.Element]:
+        self.rid += 1
+        sid = f' sid="{self.sid}"' if self.sid else ""
+        body = (
+            f'<body xmlns="{NS_HTTPBIND}" xmlns:xmpp="{NS_XBOSH}" rid="{self.rid}"{sid} '
+            f"{attrs}>{payload}</body>"
+        )
+        response = self.http.post(
+            self.url, content=body, headers={"Content-Type": "text/xml; charset=utf-8"}
+        )
+        response.raise_for_status()
+        root = ET.fromstring(response.content)
+        if root.get("type") == "terminate" and not closing:
+            raise ConnectionError(f"BOSH session terminated: {root.get('condition')}")
+        self.sid = self.sid or root.get("sid", "")
+        return list(root)
+
+    def open_stream(self, domain: str, restart: bool) -> list[ET.Element]:
+        if restart:
+            children = self._post(f'to="{domain}" xml:lang="en" xmpp:restart="true"')
+        else:
+            children = self._post(
+                f'to="{domain}" content="text/xml; charset=utf-8" hold="1" wait="5" '
+                f'ver="1.6" xml:lang="en" xmpp:version="1.0"'
+            )
+        while not any(c.tag == f"{{{NS_STREAMS}}}features" for c in children):
+            children = self._post("")
+        return children
+
+    def send(self, *elements: str) -> list[ET.Element]:
+        return self._post("", "".join(elements))
+
+    def receive(self) -> list[ET.Element]:
+        return self._post("")
+
+    def close(self) -> None:
+        self._post(
+            'type="terminate"', f'<presence xmlns="{NS_CLIENT}" type="unavailable"/>', closing=True
+        )
+        self.http.close()
+
+
+class FramedClient:
+    """Log in with SCRAM-SHA-1, bind, send presence, exchange messages."""
+
+    def __init__(self, transport: Transport, jid: str, password: str) -> None:
+        self.transport = transport
+        self.user, self.domain = jid.split("@", 1)
+        self.password = password
+        self.pending: list[ET.Element] = []
+        self.mechanisms: list[str] = []
+        self.features: list[str] = []
+        self.jid = ""
+
+    def _next(self, tag: str) -> ET.Element:
+        for _ in range(20):
+            for index, element in enumerate(self.pending):
+                if element.tag == tag or element.tag == f"{{{NS_SASL}}}failure":
+                    return self.pending.pop(index)
+            self.pending.extend(self.transport.receive())
+        raise TimeoutError(f"no {tag} from the server")
+
+    def login(self) -> None:
+        features = self.transport.open_stream(self.domain, restart=False)
+        mechanisms = next(f for f in features if f.tag == f"{{{NS_STREAMS}}}features")
+        self.mechanisms = [m.text or "" for m in mechanisms.iter(f"{{{NS_SASL}}}mechanism")]
+        self.features = [child.tag for child in mechanisms]
+        scram = Scram(self.user, self.password)
+        self.pending.extend(
+            self.transport.send(
+                f'<auth xmlns="{NS_SASL}" mechanism="SCRAM-SHA-1">{scram.first()}</auth>'
+            )
+        )
+        challenge = self._next(f"{{{NS_SASL}}}challenge")
+        if challenge.tag != f"{{{NS_SASL}}}challenge":
+            raise AuthenticationFailed(ET.tostring(challenge).decode())
+        self.pending.extend(
+            self.transport.send(
+                f'<response xmlns="{NS_SASL}">{scram.final(challenge.text or "")}</response>'
+            )
+        )
+        outcome = self._next(f"{{{NS_SASL}}}success")
+        if outcome.tag != f"{{{NS_SASL}}}success":
+            raise AuthenticationFailed(ET.tostring(outcome).decode())
+        scram.verify(outcome.text or "")
+        self.pending = [
+            e
+            for e in self.transport.open_stream(self.domain, restart=True)
+            if e.tag != f"{{{NS_STREAMS}}}features"
+        ]
+        self.pending.extend(
+            self.transport.send(
+                f'<iq xmlns="{NS_CLIENT}" type="set" id="bind1"><bind xmlns="{NS_BIND}">'
+                f"<resource>framed</resource></bind></iq>"
+            )
+        )
+        bound = self._next(f"{{{NS_CLIENT}}}iq")
+        self.jid = bound.findtext(f".//{{{NS_BIND}}}jid") or ""
+        self.pending.extend(self.transport.send(f'<presence xmlns="{NS_CLIENT}"/>'))
+
+    def send_message(self, to: str, body: str) -> None:
+        message = ET.Element("message", {"xmlns": NS_CLIENT, "to": to, "type": "chat"})
+        ET.SubElement(message, "body").text = body
+        self.pending.extend(self.transport.send(ET.tostring(message, encoding="unicode")))
+
+    def receive_message(self) -> tuple[str, str]:
+        """The next chat message with a body: (sender, body)."""
+        for _ in range(20):
+            message = self._next(f"{{{NS_CLIENT}}}message")
+            body = message.findtext(f"{{{NS_CLIENT}}}body")
+            if body is not None:
+                return message.get("from", ""), body
+        raise TimeoutError("no chat message arrived")
+
+    def close(self) -> None:
+        self.transport.close()

@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# Create .venv with the pinned toolchain (requirements.txt) when it is missing or stale.
+set -euo pipefail
+venv=${1:-.venv}
+stamp="$venv/.requirements.sha256"
+want=$(sha256sum requirements.txt | cut -d' ' -f1)
+
+log() { printf '==> %s\n' "$*" >&2; }
+die() { printf 'error: %s\n' "$*" >&2; exit 1; }
+
+[ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ] && exit 0
+
+command -v python3 >/dev/null 2>&1 || die "python3 is missing: install Python 3.11 or newer"
+python3 -c 'import sys; sys.exit(sys.version_info < (3, 11))' ||
+  die "Python 3.11 or newer is needed (ansible-core 2.19), found $(python3 --version)"
+if ! python3 -c 'import venv, ensurepip' >/dev/null 2>&1; then
+  if [ "$(id -u)" -eq 0 ] && [ -x /usr/bin/apt-get ]; then
+    log "installing python3-venv from Debian's archive"
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-venv >/dev/null
+  else
+    die "Python's venv module is missing: install it (Debian: 'apt-get install python3-venv')"
+  fi
+fi
+
+log "creating $venv with the pinned toolchain"
+rm -rf "$venv"
+python3 -m venv "$venv"
+"$venv/bin/pip" install --quiet --disable-pip-version-check -r requirements.txt
+echo "$want" >"$stamp"
