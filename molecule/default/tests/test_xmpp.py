@@ -13,7 +13,7 @@ import httpx
 import pytest
 import slixmpp
 
-from conftest import DOMAIN, Account
+from conftest import DOMAIN, Account, secret
 from xmpp_framed import AuthenticationFailed, BoshTransport, FramedClient, WebSocketTransport
 
 
@@ -71,6 +71,17 @@ def test_starttls_scram_login_and_message(accounts, device_cert: Path, address: 
     assert sender == accounts[0].jid
     received, sent = bodies.split("|")
     assert received == sent
+
+
+def test_generated_admin_account_logs_in(host, device_cert: Path, address: str) -> None:
+    admin = Account(f"admin@{DOMAIN}", secret(host, "ejabberd-admin-password"))
+
+    async def attempt() -> str:
+        client = await log_in(admin, device_cert, address)
+        client.disconnect()
+        return client.outcome.result()
+
+    assert asyncio.run(attempt()).startswith("session started, encrypted=True")
 
 
 def test_wrong_password_refused_on_c2s(accounts, device_cert: Path, address: str) -> None:

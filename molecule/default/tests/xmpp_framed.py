@@ -177,28 +177,26 @@ class FramedClient:
             self.pending.extend(self.transport.receive())
         raise TimeoutError(f"no {tag} from the server")
 
+    def _sasl_step(self, element: str, expected: str) -> ET.Element:
+        """Send one SASL element; the server's answer, or AuthenticationFailed."""
+        self.pending.extend(self.transport.send(element))
+        answer = self._next(f"{{{NS_SASL}}}{expected}")
+        if answer.tag != f"{{{NS_SASL}}}{expected}":
+            raise AuthenticationFailed(ET.tostring(answer).decode())
+        return answer
+
     def login(self) -> None:
         features = self.transport.open_stream(self.domain, restart=False)
         mechanisms = next(f for f in features if f.tag == f"{{{NS_STREAMS}}}features")
         self.mechanisms = [m.text or "" for m in mechanisms.iter(f"{{{NS_SASL}}}mechanism")]
         self.features = [child.tag for child in mechanisms]
         scram = Scram(self.user, self.password)
-        self.pending.extend(
-            self.transport.send(
-                f'<auth xmlns="{NS_SASL}" mechanism="SCRAM-SHA-1">{scram.first()}</auth>'
-            )
+        challenge = self._sasl_step(
+            f'<auth xmlns="{NS_SASL}" mechanism="SCRAM-SHA-1">{scram.first()}</auth>', "challenge"
         )
-        challenge = self._next(f"{{{NS_SASL}}}challenge")
-        if challenge.tag != f"{{{NS_SASL}}}challenge":
-            raise AuthenticationFailed(ET.tostring(challenge).decode())
-        self.pending.extend(
-            self.transport.send(
-                f'<response xmlns="{NS_SASL}">{scram.final(challenge.text or "")}</response>'
-            )
+        outcome = self._sasl_step(
+            f'<response xmlns="{NS_SASL}">{scram.final(challenge.text or "")}</response>', "success"
         )
-        outcome = self._next(f"{{{NS_SASL}}}success")
-        if outcome.tag != f"{{{NS_SASL}}}success":
-            raise AuthenticationFailed(ET.tostring(outcome).decode())
         scram.verify(outcome.text or "")
         self.pending = [
             e
