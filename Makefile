@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
 
-.PHONY: help venv engine base-image collections demo demo-down lint test clean
+.PHONY: help venv engine base-image host-packages collections demo demo-down lint test clean
 
 help:
 	@echo "make demo       run the appliance in a local container standing in for a Pi"
@@ -35,9 +35,13 @@ demo-down: venv engine
 lint: venv collections
 	yamllint --strict .
 	ansible-lint --profile production
-	ruff check molecule
+	ruff check molecule pi_im_admin
+	ruff format --check molecule pi_im_admin
 
-test: lint base-image
+host-packages:
+	@scripts/ensure-host-packages.sh chromium
+
+test: lint base-image host-packages
 	molecule test --all
 
 clean: demo-down

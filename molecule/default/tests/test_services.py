@@ -6,7 +6,7 @@ import re
 
 import pytest
 
-PUBLIC = {5222: "ejabberd c2s", 5269: "ejabberd s2s", 5280: "ejabberd http"}
+PUBLIC = {5222: "ejabberd c2s", 5269: "ejabberd s2s", 5280: "ejabberd http", 8080: "admin console"}
 LOOPBACK = {
     5281: "ejabberd api",
     5672: "amqp",
@@ -33,7 +33,15 @@ def journal(host, unit: str) -> str:
 
 
 @pytest.mark.parametrize(
-    "unit", ["ejabberd", "rabbitmq-server", "docker", "epmd.socket", "pi-im-ejabberd-cleanup.timer"]
+    "unit",
+    [
+        "ejabberd",
+        "rabbitmq-server",
+        "docker",
+        "epmd.socket",
+        "pi-im-ejabberd-cleanup.timer",
+        "pi-im-admin",
+    ],
 )
 def test_service_enabled_and_running(host, unit: str) -> None:
     service = host.service(unit)

@@ -1,0 +1,393 @@
+"""The admin service, deployed: how it runs, and what operators can and cannot do with it
+against the real ejabberd behind it."""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+from pathlib import Path
+
+import httpx
+import pytest
+from admin_console import Console, api
+from test_xmpp import Client, log_in
+
+from conftest import DOMAIN, Account, secret
+
+
+@pytest.fixture(scope="module")
+def base_url(address: str) -> str:
+    return f"http://{address}:8080"
+
+
+@pytest.fixture(scope="module")
+def owner(host, base_url: str) -> Console:
+    console = Console(base_url)
+    response = console.sign_in("owner", secret(host, "admin-owner-password"))
+    assert response.status_code == 303
+    return console
+
+
+@pytest.fixture(scope="module")
+def owner_api(owner: Console, base_url: str) -> httpx.Client:
+    return api(base_url, owner.create_token(f"tests-{secrets.token_hex(3)}", "owner"))
+
+
+def new_name(prefix: str = "u") -> str:
+    return f"{prefix}{secrets.token_hex(4)}"
+
+
+def strong() -> str:
+    return secrets.token_urlsafe(16)
+
+
+def xmpp_login(account: Account, cert: Path, address: str) -> str:
+    async def attempt() -> str:
+        client = Client(account, cert)
+        client.connect(host=address, port=5222)
+        outcome = await asyncio.wait_for(client.outcome, 30)
+        client.disconnect()
+        return outcome
+
+    return asyncio.run(attempt())
+
+
+# How it runs
+
+
+def test_runs_as_its_own_user(host) -> None:
+    service = host.service("pi-im-admin")
+    assert service.is_enabled
+    assert service.is_running
+    user = host.check_output("systemctl show -P MainPID pi-im-admin")
+    assert host.check_output(f"ps -o user= -p {user}") == "pi-im-admin"
+    assert host.user("pi-im-admin").shell == "/usr/sbin/nologin"
+
+
+def test_unit_is_hardened(host) -> None:
+    show = host.check_output(
+        "systemctl show -p NoNewPrivileges -p ProtectSystem -p PrivateTmp -p CapabilityBoundingSet"
+        " -p User pi-im-admin"
+    )
+    props = dict(line.split("=", 1) for line in show.splitlines())
+    assert props == {
+        "NoNewPrivileges": "yes",
+        "ProtectSystem": "strict",
+        "PrivateTmp": "yes",
+        "CapabilityBoundingSet": "",
+        "User": "pi-im-admin",
+    }
+
+
+def test_database_is_private(host) -> None:
+    data = host.file("/var/lib/pi-im-admin")
+    assert data.user == "pi-im-admin"
+    assert data.mode == 0o750
+
+
+def test_no_default_credentials(base_url: str) -> None:
+    for username, password in [("admin", "admin"), ("owner", "owner"), ("admin", "password")]:
+        console = Console(base_url)
+        assert console.sign_in(username, password).status_code == 401
+
+
+def test_openapi_schema_is_served(base_url: str) -> None:
+    schema = httpx.get(f"{base_url}/openapi.json", timeout=10).json()
+    assert "/api/v1/users" in schema["paths"]
+    assert schema["components"]["securitySchemes"]["HTTPBearer"]["scheme"] == "bearer"
+
+
+# Users, end to end with a real XMPP client
+
+
+def test_user_lifecycle_through_the_pages(owner: Console, device_cert: Path, address: str) -> None:
+    name, password = new_name(), strong()
+    notice, error = owner.post("/users", username=name, password=password)
+    assert error == ""
+    assert notice == f"Created {name}@{DOMAIN}."
+    assert f"{name}@{DOMAIN}" in owner.get(f"/users?q={name}").text
+    account = Account(f"{name}@{DOMAIN}", password)
+    assert xmpp_login(account, device_cert, address).startswith("session started")
+
+    notice, _ = owner.post(f"/users/{name}/delete")
+    assert notice == f"Deleted {name}."
+    assert xmpp_login(account, device_cert, address) == "auth failed"
+
+
+def test_reset_password_and_ban(owner_api: httpx.Client, device_cert: Path, address: str) -> None:
+    name, first, second = new_name(), strong(), strong()
+    assert owner_api.post("/users", json={"username": name, "password": first}).status_code == 201
+    assert owner_api.post(f"/users/{name}/password", json={"password": second}).status_code == 204
+    assert xmpp_login(Account(f"{name}@{DOMAIN}", first), device_cert, address) == "auth failed"
+    assert xmpp_login(Account(f"{name}@{DOMAIN}", second), device_cert, address).startswith(
+        "session started"
+    )
+    assert owner_api.post(f"/users/{name}/ban", json={"reason": "spam"}).status_code == 204
+    assert xmpp_login(Account(f"{name}@{DOMAIN}", second), device_cert, address) == "auth failed"
+    detail = owner_api.get(f"/users/{name}").json()
+    assert detail["banned"]["reason"] == "spam"
+    assert owner_api.delete(f"/users/{name}").status_code == 204
+
+
+def test_listing_searches_and_pages(owner_api: httpx.Client) -> None:
+    prefix = new_name("p")
+    names = [f"{prefix}{i:02d}" for i in range(55)]
+    for name in names:
+        assert (
+            owner_api.post("/users", json={"username": name, "password": strong()}).status_code
+            == 201
+        )
+    first = owner_api.get("/users", params={"q": prefix}).json()
+    second = owner_api.get("/users", params={"q": prefix, "page": 2}).json()
+    assert first["total"] == 55
+    assert first["pages"] == 2
+    assert [u["name"] for u in first["users"] + second["users"]] == names
+    for name in names:
+        owner_api.delete(f"/users/{name}")
+
+
+@pytest.mark.parametrize(
+    ("username", "password", "status", "message"),
+    [
+        ("bad@name", "a-strong-pass-1", 400, "may not contain @"),
+        ("with space", "a-strong-pass-1", 400, "spaces"),
+        ("x" * 1024, "a-strong-pass-1", 422, "username: String should have at most 1023"),
+        ("weakling", "short", 400, "too short"),
+        ("weakling", "weakling-2024", 400, "too easy to guess"),
+        ("admin", "a-strong-pass-1", 409, "already exists"),
+    ],
+    ids=["at-sign", "space", "too-long", "short-password", "name-in-password", "duplicate"],
+)
+def test_bad_user_input_is_refused_clearly(
+    owner_api: httpx.Client, username: str, password: str, status: int, message: str
+) -> None:
+    before = owner_api.get("/users").json()["total"]
+    response = owner_api.post("/users", json={"username": username, "password": password})
+    assert response.status_code == status
+    assert message in response.json()["detail"]
+    assert owner_api.get("/users").json()["total"] == before
+
+
+def test_unknown_group_changes_nothing(owner_api: httpx.Client) -> None:
+    name = new_name()
+    response = owner_api.post(
+        "/users", json={"username": name, "password": strong(), "group": "no-such-group"}
+    )
+    assert response.status_code == 404
+    assert "There is no group no-such-group" in response.json()["detail"]
+    assert owner_api.get(f"/users/{name}").status_code == 404
+
+
+# Roles and permissions
+
+
+@pytest.fixture(scope="module")
+def operators(owner_api: httpx.Client, base_url: str) -> dict[str, Console]:
+    consoles = {}
+    for role in ("viewer", "operator", "admin"):
+        name, password = new_name(role[:3]), strong()
+        created = owner_api.post(
+            "/operators", json={"username": name, "password": password, "role": role}
+        )
+        assert created.status_code == 201
+        console = Console(base_url)
+        assert console.sign_in(name, password).status_code == 303
+        consoles[role] = console
+    return consoles
+
+
+MUTATIONS = [
+    ("/users", {"username": "viewer-made", "password": "a-strong-pass-1"}),
+    ("/users/admin/kick", {}),
+    ("/groups", {"name": "viewer-group"}),
+    ("/rooms", {"name": "viewer-room"}),
+    ("/invites", {"hours": "1"}),
+    ("/broadcast", {"audience": "all", "body": "from a viewer"}),
+    ("/operators", {"username": "viewer-op", "password": "a-strong-pass-1", "role": "owner"}),
+    ("/tokens", {"name": "viewer-token", "role": "owner"}),
+]
+
+
+@pytest.mark.parametrize(("path", "fields"), MUTATIONS, ids=[m[0] for m in MUTATIONS])
+def test_viewer_cannot_change_anything(
+    operators: dict[str, Console], path: str, fields: dict[str, str]
+) -> None:
+    viewer = operators["viewer"]
+    response = viewer.http.post(path, data={"csrf": viewer.csrf, **fields})
+    assert response.status_code == 403
+
+
+def test_viewer_can_read(operators: dict[str, Console]) -> None:
+    viewer = operators["viewer"]
+    for path in ("/", "/users", "/groups", "/invites"):
+        assert viewer.get(path).status_code == 200
+    assert viewer.get("/operators").status_code == 403
+    assert viewer.get("/audit").status_code == 403
+
+
+def test_viewer_token_cannot_change_anything(owner: Console, base_url: str) -> None:
+    viewer_api = api(base_url, owner.create_token(new_name("v"), "viewer"))
+    assert viewer_api.get("/users").status_code == 200
+    assert (
+        viewer_api.post("/users", json={"username": new_name(), "password": strong()}).status_code
+        == 403
+    )
+    assert viewer_api.delete("/users/admin").status_code == 403
+    assert viewer_api.post("/broadcast", json={"audience": "all", "body": "x"}).status_code == 403
+    assert viewer_api.get("/operators").status_code == 403
+
+
+def test_operator_manages_users_but_not_operators(operators: dict[str, Console]) -> None:
+    operator = operators["operator"]
+    name = new_name()
+    _notice, error = operator.post("/users", username=name, password=strong())
+    assert not error, error
+    assert operator.post(f"/users/{name}/delete")[0] == f"Deleted {name}."
+    response = operator.http.post(
+        "/operators",
+        data={
+            "csrf": operator.csrf,
+            "username": new_name(),
+            "password": strong(),
+            "role": "viewer",
+        },
+    )
+    assert response.status_code == 403
+    assert operator.get("/operators").status_code == 403
+
+
+def test_admin_cannot_create_owners(operators: dict[str, Console]) -> None:
+    admin = operators["admin"]
+    _, error = admin.post("/operators", username=new_name(), password=strong(), role="owner")
+    assert error == "A admin cannot create a owner."
+
+
+def test_forms_need_the_csrf_token(owner: Console) -> None:
+    response = owner.http.post("/users", data={"username": new_name(), "password": strong()})
+    assert response.status_code == 403
+    response = owner.http.post(
+        "/users", data={"username": new_name(), "password": strong(), "csrf": "forged"}
+    )
+    assert response.status_code == 403
+
+
+def test_sign_in_is_rate_limited_per_user_name(base_url: str) -> None:
+    console = Console(base_url)
+    name = new_name("nobody")
+    statuses = [console.sign_in(name, "wrong-password").status_code for _ in range(6)]
+    assert statuses == [401] * 5 + [429]
+    # Another name from the same address is still judged on its own.
+    assert console.sign_in(new_name("other"), "wrong-password").status_code == 401
+
+
+def test_session_cookie_is_protected(host, base_url: str) -> None:
+    console = Console(base_url)
+    response = console.sign_in("owner", secret(host, "admin-owner-password"))
+    cookie = response.headers["set-cookie"]
+    assert "HttpOnly" in cookie
+    assert "SameSite=strict" in cookie
+
+
+# Groups, group chats, invitations, broadcast, audit
+
+
+def test_shared_roster_group(owner_api: httpx.Client) -> None:
+    group, alice, bob = new_name("g"), new_name(), new_name()
+    assert owner_api.post("/groups", json={"name": group, "label": "Family"}).status_code == 201
+    for user in (alice, bob):
+        owner_api.post("/users", json={"username": user, "password": strong(), "group": group})
+    listed = {g["name"]: g for g in owner_api.get("/groups").json()}
+    assert listed[group]["members"] == sorted([alice, bob])
+    assert owner_api.delete(f"/groups/{group}/members/{bob}").status_code == 204
+    assert owner_api.delete(f"/groups/{group}/members/{bob}").status_code == 404
+    assert owner_api.delete(f"/groups/{group}").status_code == 204
+    assert group not in {g["name"] for g in owner_api.get("/groups").json()}
+
+
+def test_group_chat(owner_api: httpx.Client) -> None:
+    room, user = new_name("r"), new_name()
+    owner_api.post("/users", json={"username": user, "password": strong()})
+    assert owner_api.post("/rooms", json={"name": room, "title": "Kitchen"}).status_code == 201
+    assert owner_api.post("/rooms", json={"name": room}).status_code == 409
+    assert owner_api.put(f"/rooms/{room}/members/{user}").status_code == 204
+    rooms = {r["name"]: r for r in owner_api.get("/rooms").json()}
+    assert rooms[room]["members"] == [user]
+    assert owner_api.delete(f"/rooms/{room}").status_code == 204
+
+
+def test_invitation_link_signs_up_once(
+    owner_api: httpx.Client, base_url: str, device_cert: Path, address: str
+) -> None:
+    group = new_name("g")
+    owner_api.post("/groups", json={"name": group})
+    invite = owner_api.post("/invites", json={"hours": 1, "group": group}).json()
+    assert invite["url"].endswith(f"/invite/{invite['token']}")
+    page = httpx.get(f"{base_url}/invite/{invite['token']}", timeout=10)
+    assert page.status_code == 200
+    name, password = new_name(), strong()
+    redeemed = httpx.post(
+        f"{base_url}/invite/{invite['token']}", data={"username": name, "password": password}
+    )
+    assert redeemed.headers["location"].startswith("/welcome")
+    assert xmpp_login(Account(f"{name}@{DOMAIN}", password), device_cert, address).startswith(
+        "session started"
+    )
+    assert name in {g["name"]: g for g in owner_api.get("/groups").json()}[group]["members"]
+    again = httpx.get(f"{base_url}/invite/{invite['token']}", timeout=10)
+    assert again.status_code == 403
+    assert "already been used" in again.text
+
+
+def test_revoked_invitation_is_refused(owner_api: httpx.Client, base_url: str) -> None:
+    invite = owner_api.post("/invites", json={"hours": 1}).json()
+    assert owner_api.delete(f"/invites/{invite['id']}").status_code == 204
+    response = httpx.post(
+        f"{base_url}/invite/{invite['token']}", data={"username": new_name(), "password": strong()}
+    )
+    assert "revoked" in response.headers["location"]
+
+
+def test_broadcast_reaches_online_users(
+    owner_api: httpx.Client, device_cert: Path, address: str
+) -> None:
+    name, password = new_name(), strong()
+    owner_api.post("/users", json={"username": name, "password": password})
+    body = f"maintenance at noon {secrets.token_hex(3)}"
+
+    async def listen() -> str:
+        client = await log_in(Account(f"{name}@{DOMAIN}", password), device_cert, address)
+        got: asyncio.Queue[str] = asyncio.Queue()
+        client.add_event_handler("message", lambda m: got.put_nowait(m["body"]))
+        sent = await asyncio.to_thread(
+            owner_api.post, "/broadcast", json={"audience": "online", "subject": "hi", "body": body}
+        )
+        assert sent.status_code == 204
+        received = await asyncio.wait_for(got.get(), 15)
+        client.disconnect()
+        return received
+
+    assert asyncio.run(listen()) == body
+
+
+def test_dashboard_shows_the_services(owner_api: httpx.Client, owner: Console) -> None:
+    board = owner_api.get("/dashboard").json()
+    assert board["registered"] >= 1
+    names = {p["name"]: p for p in board["processes"]}
+    assert names["ejabberd"]["pid"]
+    assert names["ejabberd"]["rss_mb"] > 10
+    assert names["rabbitmq"]["pid"]
+    assert names["rabbitmq"]["rss_mb"] > 10
+    assert 0 < board["disk"]["used_percent"] < 100
+    page = owner.get("/")
+    assert 'http-equiv="refresh"' in page.text
+    assert str(board["registered"]) in page.text
+
+
+def test_audit_log_records_who_did_what(owner_api: httpx.Client) -> None:
+    name = new_name()
+    owner_api.post("/users", json={"username": name, "password": strong()})
+    owner_api.delete(f"/users/{name}")
+    entries = owner_api.get("/audit", params={"limit": 50}).json()
+    actions = [(e["action"], e["target"]) for e in entries if e["target"] == name]
+    assert actions == [("user.delete", name), ("user.create", name)]
+    assert all(e["actor"].startswith("token:tests-") for e in entries if e["target"] == name)

@@ -1,0 +1,20 @@
+"""What every request handler works with: the database, ejabberd and the settings."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from .db import Database
+from .ejabberd import Ejabberd
+from .security import ApiTokens, Sessions, SignInLimiter
+from .settings import Settings
+
+
+@dataclass
+class Context:
+    settings: Settings
+    db: Database
+    ejabberd: Ejabberd
+    sessions: Sessions
+    tokens: ApiTokens
+    limiter: SignInLimiter

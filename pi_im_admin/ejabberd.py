@@ -1,0 +1,179 @@
+"""Client of ejabberd's admin API (mod_http_api on 127.0.0.1). The console keeps no copy of
+XMPP accounts: every read and change goes through here."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+
+from .errors import Conflict, NotFound, Problem, Unavailable
+
+
+def _number(result: Any) -> int:
+    """Integer results come bare or wrapped in a one-key object ({"stat": 3})."""
+    if isinstance(result, dict) and len(result) == 1:
+        result = next(iter(result.values()))
+    return int(result)
+
+
+class Ejabberd:
+    def __init__(
+        self, api_url: str, domain: str, transport: httpx.AsyncBaseTransport | None = None
+    ):
+        self.domain = domain
+        self.muc_service = f"conference.{domain}"
+        self._http = httpx.AsyncClient(
+            base_url=api_url.rstrip("/") + "/", timeout=30, transport=transport
+        )
+
+    async def close(self) -> None:
+        await self._http.aclose()
+
+    async def call(self, command: str, **args: Any) -> Any:
+        try:
+            response = await self._http.post(command, json=args)
+        except httpx.HTTPError as error:
+            raise Unavailable(f"ejabberd did not answer ({error.__class__.__name__}).") from error
+        if response.status_code >= 500:
+            raise Unavailable(f"ejabberd failed on {command}: {response.text[:200]}")
+        body = response.json() if response.content else None
+        if response.status_code == 404 and isinstance(body, dict):
+            raise NotFound(str(body.get("message", "not found")))
+        if response.status_code == 409 and isinstance(body, dict):
+            raise Conflict(str(body.get("message", "conflict")))
+        if response.status_code >= 400:
+            message = body.get("message") if isinstance(body, dict) else response.text
+            raise Problem(f"ejabberd refused {command}: {message}")
+        return body
+
+    # Accounts
+
+    async def users(self) -> list[str]:
+        return sorted(await self.call("registered_users", host=self.domain))
+
+    async def exists(self, user: str) -> bool:
+        return await self.call("check_account", user=user, host=self.domain) == 0
+
+    async def register(self, user: str, password: str) -> None:
+        await self.call("register", user=user, host=self.domain, password=password)
+
+    async def unregister(self, user: str) -> None:
+        await self.call("unregister", user=user, host=self.domain)
+
+    async def set_password(self, user: str, password: str) -> None:
+        await self.call("change_password", user=user, host=self.domain, newpass=password)
+
+    async def kick(self, user: str) -> int:
+        return _number(await self.call("kick_user", user=user, host=self.domain))
+
+    async def ban(self, user: str, reason: str) -> None:
+        await self.call("ban_account", user=user, host=self.domain, reason=reason)
+
+    async def sessions(self, user: str) -> list[dict[str, Any]]:
+        return list(await self.call("user_sessions_info", user=user, host=self.domain))
+
+    async def online(self) -> set[str]:
+        """Bare localparts of every connected user of the domain."""
+        suffix = "@" + self.domain
+        online = set()
+        for full_jid in await self.call("connected_users"):
+            bare = str(full_jid).split("/", 1)[0]
+            if bare.endswith(suffix):
+                online.add(bare[: -len(suffix)])
+        return online
+
+    # Shared roster groups: members of a group see each other in their contact lists.
+
+    async def groups(self) -> list[str]:
+        return sorted(await self.call("srg_list", host=self.domain))
+
+    async def group_info(self, group: str) -> dict[str, str]:
+        info = await self.call("srg_get_info", group=group, host=self.domain)
+        return {str(item["key"]): str(item["value"]) for item in info}
+
+    async def group_members(self, group: str) -> list[str]:
+        members = await self.call("srg_get_members", group=group, host=self.domain)
+        return sorted(str(m).split("@", 1)[0] for m in members)
+
+    async def create_group(self, group: str, label: str, description: str) -> None:
+        await self.call(
+            "srg_create",
+            group=group,
+            host=self.domain,
+            label=label,
+            description=description,
+            display=group,
+        )
+
+    async def delete_group(self, group: str) -> None:
+        await self.call("srg_delete", group=group, host=self.domain)
+
+    async def add_to_group(self, user: str, group: str) -> None:
+        await self.call(
+            "srg_user_add", user=user, host=self.domain, group=group, grouphost=self.domain
+        )
+
+    async def remove_from_group(self, user: str, group: str) -> None:
+        await self.call(
+            "srg_user_del", user=user, host=self.domain, group=group, grouphost=self.domain
+        )
+
+    # Group chats (MUC rooms), persistent and members-only.
+
+    async def rooms(self) -> list[str]:
+        rooms = await self.call("muc_online_rooms", service=self.muc_service)
+        return sorted(str(r).split("@", 1)[0] for r in rooms)
+
+    async def create_room(self, room: str, title: str) -> None:
+        options = [
+            {"name": "persistent", "value": "true"},
+            {"name": "members_only", "value": "true"},
+            {"name": "title", "value": title},
+            {"name": "mam", "value": "true"},
+        ]
+        await self.call(
+            "create_room_with_opts",
+            name=room,
+            service=self.muc_service,
+            host=self.domain,
+            options=options,
+        )
+
+    async def destroy_room(self, room: str) -> None:
+        await self.call("destroy_room", name=room, service=self.muc_service)
+
+    async def room_members(self, room: str) -> list[str]:
+        affiliations = await self.call("get_room_affiliations", name=room, service=self.muc_service)
+        return sorted(
+            str(a["username"])
+            for a in affiliations
+            if a.get("domain") == self.domain
+            and a.get("affiliation") in ("member", "admin", "owner")
+        )
+
+    async def set_room_member(self, room: str, user: str, member: bool) -> None:
+        await self.call(
+            "set_room_affiliation",
+            name=room,
+            service=self.muc_service,
+            jid=f"{user}@{self.domain}",
+            affiliation="member" if member else "none",
+        )
+
+    # Messages and server state.
+
+    async def send(
+        self, sender: str, to: str, subject: str, body: str, kind: str = "headline"
+    ) -> None:
+        await self.call(
+            "send_message",
+            type=kind,
+            to=to,
+            subject=subject,
+            body=body,
+            **{"from": f"{sender}@{self.domain}"},
+        )
+
+    async def stat(self, name: str) -> int:
+        return _number(await self.call("stats", name=name))

@@ -1,0 +1,31 @@
+"""Errors a user can act on. Pages show them as a message, the API as JSON with a 4xx."""
+
+from __future__ import annotations
+
+
+class Problem(Exception):
+    """A refused request: nothing was changed."""
+
+    status = 400
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class NotFound(Problem):
+    status = 404
+
+
+class Conflict(Problem):
+    status = 409
+
+
+class Forbidden(Problem):
+    status = 403
+
+
+class Unavailable(Problem):
+    """ejabberd (or another service the console relies on) did not answer."""
+
+    status = 503

@@ -1,0 +1,191 @@
+"""Request and response bodies of the REST API."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, Field
+
+
+class NewUser(BaseModel):
+    username: str = Field(max_length=1023, examples=["alice"])
+    password: str = Field(max_length=1024)
+    group: str = Field("", max_length=64, description="Shared roster group to add the user to")
+
+
+class Password(BaseModel):
+    password: str = Field(max_length=1024)
+
+
+class Ban(BaseModel):
+    reason: str = Field("", max_length=500)
+
+
+class User(BaseModel):
+    name: str
+    online: bool
+    banned: bool
+
+
+class UserPage(BaseModel):
+    users: list[User]
+    total: int
+    page: int
+    pages: int
+    query: str
+
+
+class Session(BaseModel):
+    resource: str
+    ip: str
+    connection: str
+    uptime: int
+    status: str
+
+
+class UserDetail(BaseModel):
+    name: str
+    jid: str
+    sessions: list[Session]
+    banned: dict[str, str | float] | None
+
+
+class Created(BaseModel):
+    name: str
+
+
+class Kicked(BaseModel):
+    sessions: int
+
+
+class NewGroup(BaseModel):
+    name: str = Field(max_length=64, examples=["family"])
+    label: str = Field("", max_length=100)
+    description: str = Field("", max_length=500)
+
+
+class Group(BaseModel):
+    name: str
+    label: str
+    members: list[str]
+
+
+class NewRoom(BaseModel):
+    name: str = Field(max_length=64, examples=["kitchen"])
+    title: str = Field("", max_length=100)
+
+
+class Room(BaseModel):
+    name: str
+    members: list[str]
+
+
+class NewInvite(BaseModel):
+    hours: int = Field(72, ge=1, le=24 * 90)
+    group: str = Field("", max_length=64)
+    max_uses: int = Field(1, ge=1, le=1000)
+
+
+class Invite(BaseModel):
+    id: int
+    created_by: str
+    created_at: float
+    expires_at: float
+    group_name: str | None
+    max_uses: int
+    uses: int
+    revoked: int
+    active: bool
+
+
+class CreatedInvite(BaseModel):
+    id: int
+    token: str
+    url: str
+
+
+class Broadcast(BaseModel):
+    audience: Literal["all", "online"]
+    subject: str = Field("", max_length=200)
+    body: str = Field(min_length=1, max_length=10000)
+
+
+class NewOperator(BaseModel):
+    username: str = Field(max_length=64)
+    password: str = Field(max_length=1024)
+    role: Literal["viewer", "operator", "admin", "owner"]
+
+
+class RoleChange(BaseModel):
+    role: Literal["viewer", "operator", "admin", "owner"]
+
+
+class Operator(BaseModel):
+    id: int
+    username: str
+    role: str
+    created_at: float
+
+
+class NewToken(BaseModel):
+    name: str = Field(max_length=64)
+    role: Literal["viewer", "operator", "admin", "owner"]
+
+
+class Token(BaseModel):
+    id: int
+    name: str
+    role: str
+    created_by: str
+    created_at: float
+    last_used_at: float | None
+
+
+class CreatedToken(BaseModel):
+    id: int
+    token: str
+
+
+class AuditEntry(BaseModel):
+    at: float
+    actor: str
+    action: str
+    target: str
+    detail: str
+
+
+class ProcessStats(BaseModel):
+    name: str
+    pid: int | None
+    rss_mb: float
+    cpu_seconds: float
+
+
+class Disk(BaseModel):
+    total_gb: float
+    free_gb: float
+    used_percent: float
+
+
+class Sample(BaseModel):
+    at: float
+    online: int
+    registered: int
+
+
+class Dashboard(BaseModel):
+    registered: int
+    online: int
+    uptime_seconds: int
+    processes: list[ProcessStats]
+    disk: Disk
+    history: list[Sample]
+
+
+class Health(BaseModel):
+    status: Literal["ok", "degraded"]
+    ejabberd: bool
+
+
+class Error(BaseModel):
+    detail: str

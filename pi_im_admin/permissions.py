@@ -1,0 +1,51 @@
+"""Roles and what each may do. Every page and API endpoint names the permission it needs."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class Permission(StrEnum):
+    VIEW = "view"
+    MANAGE_USERS = "manage_users"
+    MANAGE_GROUPS = "manage_groups"
+    MANAGE_INVITES = "manage_invites"
+    BROADCAST = "broadcast"
+    VIEW_AUDIT = "view_audit"
+    MANAGE_OPERATORS = "manage_operators"
+    MANAGE_TOKENS = "manage_tokens"
+
+
+class Role(StrEnum):
+    VIEWER = "viewer"
+    OPERATOR = "operator"
+    ADMIN = "admin"
+    OWNER = "owner"
+
+
+_OPERATOR = {
+    Permission.VIEW,
+    Permission.MANAGE_USERS,
+    Permission.MANAGE_GROUPS,
+    Permission.MANAGE_INVITES,
+    Permission.BROADCAST,
+}
+_ADMIN = _OPERATOR | {Permission.VIEW_AUDIT, Permission.MANAGE_OPERATORS, Permission.MANAGE_TOKENS}
+
+GRANTS: dict[Role, frozenset[Permission]] = {
+    Role.VIEWER: frozenset({Permission.VIEW}),
+    Role.OPERATOR: frozenset(_OPERATOR),
+    Role.ADMIN: frozenset(_ADMIN),
+    Role.OWNER: frozenset(Permission),
+}
+RANK = {Role.VIEWER: 0, Role.OPERATOR: 1, Role.ADMIN: 2, Role.OWNER: 3}
+
+
+def allows(role: Role, permission: Permission) -> bool:
+    return permission in GRANTS[role]
+
+
+def may_assign(actor: Role, target: Role) -> bool:
+    """Operators and tokens can only be given a role up to the actor's own; only an owner
+    makes owners."""
+    return RANK[target] <= RANK[actor]

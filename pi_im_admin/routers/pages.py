@@ -1,0 +1,517 @@
+"""The console: server-rendered pages, a form per action, Post/Redirect/Get with a notice."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Any
+from urllib.parse import urlencode
+
+from fastapi import APIRouter, Depends, Form, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+
+from ..auth import (
+    SESSION_COOKIE,
+    SIGNIN_CSRF_COOKIE,
+    context,
+    form_action,
+    page,
+)
+from ..context import Context
+from ..errors import Problem
+from ..permissions import GRANTS, Role
+from ..permissions import Permission as P
+from ..security import Principal, new_token, verify_password
+from ..services import dashboard, groups, invites, operators, users
+from .api import invite_url
+
+router = APIRouter(include_in_schema=False)
+
+
+def render(
+    request: Request, template: str, who: Principal | None, status: int = 200, **values: Any
+) -> HTMLResponse:
+    grants = GRANTS[who.role] if who else frozenset()
+    return request.app.state.templates.TemplateResponse(
+        request,
+        template,
+        {
+            "who": who,
+            "can": {p.value: p in grants for p in P},
+            "notice": request.query_params.get("notice", ""),
+            "error": request.query_params.get("error", ""),
+            **values,
+        },
+        status_code=status,
+    )
+
+
+async def act(
+    back: str,
+    action: Callable[[], Awaitable[object] | object],
+    notice: str | Callable[[object], str],
+) -> RedirectResponse:
+    """Run one change; come back to `back` with what happened (or why it did not)."""
+    try:
+        result = action()
+        if isinstance(result, Awaitable):
+            result = await result
+    except Problem as problem:
+        return RedirectResponse(f"{back}?{urlencode({'error': problem.message})}", 303)
+    text = notice(result) if callable(notice) else notice
+    return RedirectResponse(f"{back}?{urlencode({'notice': text})}", 303)
+
+
+# Signing in and out
+
+
+@router.get("/signin")
+async def signin_form(request: Request) -> HTMLResponse:
+    token = new_token("c")
+    response = render(request, "signin.html", None, signin_csrf=token)
+    response.set_cookie(
+        SIGNIN_CSRF_COOKIE,
+        token,
+        httponly=True,
+        samesite="strict",
+        secure=request.app.state.context.settings.cookie_secure,
+        max_age=3600,
+    )
+    return response
+
+
+@router.post("/signin")
+async def signin(
+    request: Request,
+    username: str = Form(""),
+    password: str = Form(""),
+    csrf: str = Form(""),
+    ctx: Context = Depends(context),
+) -> Response:
+    if not csrf or csrf != request.cookies.get(SIGNIN_CSRF_COOKIE):
+        expired = urlencode({"error": "The sign-in form expired; try again."})
+        return RedirectResponse(f"/signin?{expired}", 303)
+    client = request.client.host if request.client else "?"
+    keys = (f"ip:{client}", f"user:{username.strip().lower()}")
+    if ctx.limiter.blocked(*keys):
+        return render(
+            request,
+            "signin.html",
+            None,
+            status=429,
+            signin_csrf=csrf,
+            error="Too many failed sign-ins. Wait 15 minutes and try again.",
+        )
+    row = ctx.db.one(
+        "SELECT id, password_hash FROM operators WHERE username = ?", username.strip().lower()
+    )
+    if not verify_password(row["password_hash"] if row else None, password) or row is None:
+        ctx.limiter.failed(*keys)
+        ctx.db.audit(username.strip().lower()[:64] or "?", "signin.failed", client)
+        return render(
+            request,
+            "signin.html",
+            None,
+            status=401,
+            signin_csrf=csrf,
+            error="Wrong user name or password.",
+        )
+    session = ctx.sessions.start(row["id"])
+    ctx.db.audit(username.strip().lower(), "signin", client)
+    response = RedirectResponse("/", 303)
+    response.set_cookie(
+        SESSION_COOKIE,
+        session,
+        httponly=True,
+        samesite="strict",
+        secure=ctx.settings.cookie_secure,
+        max_age=ctx.sessions.lifetime,
+    )
+    response.delete_cookie(SIGNIN_CSRF_COOKIE)
+    return response
+
+
+@router.post("/signout")
+async def signout(
+    request: Request, _: Principal = Depends(form_action(P.VIEW)), ctx: Context = Depends(context)
+) -> Response:
+    ctx.sessions.end(request.cookies.get(SESSION_COOKIE))
+    response = RedirectResponse("/signin", 303)
+    response.delete_cookie(SESSION_COOKIE)
+    return response
+
+
+# Dashboard and audit
+
+
+@router.get("/")
+async def home(
+    request: Request, who: Principal = Depends(page(P.VIEW)), ctx: Context = Depends(context)
+) -> HTMLResponse:
+    overview = await dashboard.overview(ctx)
+    return render(
+        request,
+        "dashboard.html",
+        who,
+        overview=overview,
+        chart=dashboard.chart(overview["history"]),
+    )
+
+
+@router.get("/audit")
+async def audit(
+    request: Request, who: Principal = Depends(page(P.VIEW_AUDIT)), ctx: Context = Depends(context)
+) -> HTMLResponse:
+    return render(request, "audit.html", who, entries=dashboard.audit_log(ctx))
+
+
+# XMPP users
+
+
+@router.get("/users")
+async def user_list(
+    request: Request,
+    q: str = "",
+    page_number: int = 1,
+    who: Principal = Depends(page(P.VIEW)),
+    ctx: Context = Depends(context),
+) -> HTMLResponse:
+    listing = await users.listing(ctx, q[:1023], max(1, min(page_number, 100000)))
+    return render(
+        request,
+        "users.html",
+        who,
+        listing=listing,
+        group_names=await ctx.ejabberd.groups(),
+        domain=ctx.ejabberd.domain,
+    )
+
+
+@router.post("/users")
+async def user_create(
+    username: str = Form(""),
+    password: str = Form(""),
+    group: str = Form(""),
+    who: Principal = Depends(form_action(P.MANAGE_USERS)),
+    ctx: Context = Depends(context),
+) -> Response:
+    return await act(
+        "/users",
+        lambda: users.create(ctx, who, username, password, group),
+        lambda name: f"Created {name}@{ctx.ejabberd.domain}.",
+    )
+
+
+@router.get("/users/{name}")
+async def user_page(
+    request: Request,
+    name: str,
+    who: Principal = Depends(page(P.VIEW)),
+    ctx: Context = Depends(context),
+) -> Response:
+    try:
+        user = await users.detail(ctx, name)
+    except Problem as problem:
+        return RedirectResponse(f"/users?{urlencode({'error': problem.message})}", 303)
+    return render(request, "user.html", who, user=user)
+
+
+@router.post("/users/{name}/password")
+async def user_password(
+    name: str,
+    password: str = Form(""),
+    who: Principal = Depends(form_action(P.MANAGE_USERS)),
+    ctx: Context = Depends(context),
+) -> Response:
+    return await act(
+        f"/users/{name}",
+        lambda: users.reset_password(ctx, who, name, password),
+        "Password changed.",
+    )
+
+
+@router.post("/users/{name}/kick")
+async def user_kick(
+    name: str,
+    who: Principal = Depends(form_action(P.MANAGE_USERS)),
+    ctx: Context = Depends(context),
+) -> Response:
+    return await act(
+        f"/users/{name}",
+        lambda: users.kick(ctx, who, name),
+        lambda n: f"Disconnected {n} session(s).",
+    )
+
+
+@router.post("/users/{name}/ban")
+async def user_ban(
+    name: str,
+    reason: str = Form(""),
+    who: Principal = Depends(form_action(P.MANAGE_USERS)),
+    ctx: Context = Depends(context),
+) -> Response:
+    return await act(
+        f"/users/{name}",
+        lambda: users.ban(ctx, who, name, reason),
+        "Banned: sessions closed and password replaced. Set a new password to let "
+        "the user back in.",
+    )
+
+
+@router.post("/users/{name}/delete")
+async def user_delete(
+    name: str,
+    who: Principal = Depends(form_action(P.MANAGE_USERS)),
+    ctx: Context = Depends(context),
+) -> Response:
+    return await act("/users", lambda: users.delete(ctx, who, name), f"Deleted {name}.")
+
+
+# Groups and group chats
+
+
+@router.get("/groups")
+async def group_list(
+    request: Request, who: Principal = Depends(page(P.VIEW)), ctx: Context = Depends(context)
+) -> HTMLResponse:
+    return render(
+        request,
+        "groups.html",
+        who,
+        groups=await groups.group_listing(ctx),
+        rooms=await groups.room_listing(ctx),
+    )
+
+
+@router.post("/groups")
+async def group_create(
+    name: str = Form(""),
+    label: str = Form(""),
+    description: str = Form(""),
+    who: Principal = Depends(form_action(P.MANAGE_GROUPS)),
+    ctx: Context = Depends(context),
+) -> Response:
+    return await act(
+        "/groups",
+        lambda: groups.create_group(ctx, who, name, label, description),
+        lambda g: f"Created group {g}.",
+    )
+
+
+@router.post("/groups/{name}/delete")
+async def group_delete(
+    name: str,
+    who: Principal = Depends(form_action(P.MANAGE_GROUPS)),
+    ctx: Context = Depends(context),
+) -> Response:
+    return await act(
+        "/groups", lambda: groups.delete_group(ctx, who, name), f"Deleted group {name}."
+    )
+
+
+@router.post("/groups/{name}/members")
+async def group_member(
+    name: str,
+    user: str = Form(""),
+    remove: str = Form(""),
+    who: Principal = Depends(form_action(P.MANAGE_GROUPS)),
+    ctx: Context = Depends(context),
+) -> Response:
+    member = not remove
+    return await act(
+        "/groups",
+        lambda: groups.set_group_member(ctx, who, name, user, member),
+        f"{'Added' if member else 'Removed'} {user} {'to' if member else 'from'} {name}.",
+    )
+
+
+@router.post("/rooms")
+async def room_create(
+    name: str = Form(""),
+    title: str = Form(""),
+    who: Principal = Depends(form_action(P.MANAGE_GROUPS)),
+    ctx: Context = Depends(context),
+) -> Response:
+    return await act(
+        "/groups",
+        lambda: groups.create_room(ctx, who, name, title),
+        lambda r: f"Created group chat {r}.",
+    )
+
+
+@router.post("/rooms/{name}/delete")
+async def room_delete(
+    name: str,
+    who: Principal = Depends(form_action(P.MANAGE_GROUPS)),
+    ctx: Context = Depends(context),
+) -> Response:
+    return await act(
+        "/groups", lambda: groups.delete_room(ctx, who, name), f"Deleted group chat {name}."
+    )
+
+
+@router.post("/rooms/{name}/members")
+async def room_member(
+    name: str,
+    user: str = Form(""),
+    remove: str = Form(""),
+    who: Principal = Depends(form_action(P.MANAGE_GROUPS)),
+    ctx: Context = Depends(context),
+) -> Response:
+    member = not remove
+    return await act(
+        "/groups",
+        lambda: groups.set_room_member(ctx, who, name, user, member),
+        f"{'Added' if member else 'Removed'} {user} {'to' if member else 'from'} {name}.",
+    )
+
+
+# Invitations
+
+
+@router.get("/invites")
+async def invite_list(
+    request: Request, who: Principal = Depends(page(P.VIEW)), ctx: Context = Depends(context)
+) -> HTMLResponse:
+    return render(
+        request,
+        "invites.html",
+        who,
+        invites=invites.listing(ctx),
+        group_names=await ctx.ejabberd.groups(),
+    )
+
+
+@router.post("/invites")
+async def invite_create(
+    request: Request,
+    hours: int = Form(72),
+    group: str = Form(""),
+    max_uses: int = Form(1),
+    who: Principal = Depends(form_action(P.MANAGE_INVITES)),
+    ctx: Context = Depends(context),
+) -> Response:
+    return await act(
+        "/invites",
+        lambda: invites.create(ctx, who, hours, group, max_uses),
+        lambda made: (
+            f"Invitation #{made[0]}: {invite_url(request, ctx, made[1])} (shown once: copy it now)."
+        ),
+    )
+
+
+@router.post("/invites/{invite_id}/revoke")
+async def invite_revoke(
+    invite_id: int,
+    who: Principal = Depends(form_action(P.MANAGE_INVITES)),
+    ctx: Context = Depends(context),
+) -> Response:
+    return await act(
+        "/invites", lambda: invites.revoke(ctx, who, invite_id), f"Revoked invitation #{invite_id}."
+    )
+
+
+# Broadcast
+
+
+@router.get("/broadcast")
+async def broadcast_form(
+    request: Request, who: Principal = Depends(page(P.BROADCAST))
+) -> HTMLResponse:
+    return render(request, "broadcast.html", who)
+
+
+@router.post("/broadcast")
+async def broadcast_send(
+    audience: str = Form("online"),
+    subject: str = Form(""),
+    body: str = Form(""),
+    who: Principal = Depends(form_action(P.BROADCAST)),
+    ctx: Context = Depends(context),
+) -> Response:
+    return await act(
+        "/broadcast",
+        lambda: dashboard.broadcast(ctx, who, audience, subject, body),
+        f"Sent to {audience} users.",
+    )
+
+
+# Operators and API tokens
+
+
+@router.get("/operators")
+async def operator_list(
+    request: Request,
+    who: Principal = Depends(page(P.MANAGE_OPERATORS)),
+    ctx: Context = Depends(context),
+) -> HTMLResponse:
+    return render(
+        request,
+        "operators.html",
+        who,
+        operators=operators.listing(ctx),
+        roles=list(Role),
+        tokens=operators.token_listing(ctx),
+    )
+
+
+@router.post("/operators")
+async def operator_create(
+    username: str = Form(""),
+    password: str = Form(""),
+    role: str = Form("viewer"),
+    who: Principal = Depends(form_action(P.MANAGE_OPERATORS)),
+    ctx: Context = Depends(context),
+) -> Response:
+    return await act(
+        "/operators",
+        lambda: operators.create(ctx, who, username, password, role),
+        f"Created operator {username}.",
+    )
+
+
+@router.post("/operators/{operator_id}/role")
+async def operator_role(
+    operator_id: int,
+    role: str = Form(""),
+    who: Principal = Depends(form_action(P.MANAGE_OPERATORS)),
+    ctx: Context = Depends(context),
+) -> Response:
+    return await act(
+        "/operators", lambda: operators.set_role(ctx, who, operator_id, role), "Role changed."
+    )
+
+
+@router.post("/operators/{operator_id}/delete")
+async def operator_delete(
+    operator_id: int,
+    who: Principal = Depends(form_action(P.MANAGE_OPERATORS)),
+    ctx: Context = Depends(context),
+) -> Response:
+    return await act(
+        "/operators", lambda: operators.delete(ctx, who, operator_id), "Operator deleted."
+    )
+
+
+@router.post("/tokens")
+async def token_create(
+    name: str = Form(""),
+    role: str = Form("viewer"),
+    who: Principal = Depends(form_action(P.MANAGE_TOKENS)),
+    ctx: Context = Depends(context),
+) -> Response:
+    return await act(
+        "/operators",
+        lambda: operators.create_token(ctx, who, name, role),
+        lambda made: f"Token {made[1]} (shown once: copy it now).",
+    )
+
+
+@router.post("/tokens/{token_id}/revoke")
+async def token_revoke(
+    token_id: int,
+    who: Principal = Depends(form_action(P.MANAGE_TOKENS)),
+    ctx: Context = Depends(context),
+) -> Response:
+    return await act(
+        "/operators", lambda: operators.revoke_token(ctx, who, token_id), "Token revoked."
+    )

@@ -1,0 +1,125 @@
+"""What the appliance is doing: users, uptime, the services' memory and CPU, disk space,
+and a history of online users sampled in the background."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..context import Context
+from ..errors import Problem
+from ..security import Principal
+
+_TICKS = os.sysconf("SC_CLK_TCK")
+_PAGE = os.sysconf("SC_PAGE_SIZE")
+# How each service's Erlang VM shows up in its command line.
+SERVICES = {"ejabberd": "-sname ejabberd@", "rabbitmq": "-s rabbit boot"}
+
+
+@dataclass(frozen=True)
+class ProcessStats:
+    name: str
+    pid: int | None
+    rss_mb: float
+    cpu_seconds: float
+
+
+def _process(name: str, marker: str) -> ProcessStats:
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            cmdline = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+            if "beam" not in cmdline or marker not in cmdline:
+                continue
+            fields = (proc / "stat").read_text().rsplit(")", 1)[1].split()
+            rss_pages = int((proc / "statm").read_text().split()[1])
+        except OSError:
+            continue
+        cpu = (int(fields[11]) + int(fields[12])) / _TICKS  # utime + stime
+        return ProcessStats(name, int(proc.name), rss_pages * _PAGE / 2**20, cpu)
+    return ProcessStats(name, None, 0.0, 0.0)
+
+
+async def overview(ctx: Context) -> dict[str, object]:
+    disk = shutil.disk_usage("/var/lib")
+    return {
+        "registered": await ctx.ejabberd.stat("registeredusers"),
+        "online": await ctx.ejabberd.stat("onlineusers"),
+        "uptime_seconds": await ctx.ejabberd.stat("uptimeseconds"),
+        "processes": [_process(n, m).__dict__ for n, m in SERVICES.items()],
+        "disk": {
+            "total_gb": round(disk.total / 2**30, 1),
+            "free_gb": round(disk.free / 2**30, 1),
+            "used_percent": round(100 * (disk.total - disk.free) / disk.total, 1),
+        },
+        "history": history(ctx),
+    }
+
+
+def history(ctx: Context, hours: int = 24) -> list[dict[str, float]]:
+    rows = ctx.db.all(
+        "SELECT at, online, registered FROM samples WHERE at > ? ORDER BY at",
+        time.time() - hours * 3600,
+    )
+    return [dict(r) for r in rows]
+
+
+async def sample(ctx: Context) -> None:
+    ctx.db.run(
+        "INSERT OR REPLACE INTO samples (at, online, registered) VALUES (?, ?, ?)",
+        time.time(),
+        await ctx.ejabberd.stat("onlineusers"),
+        await ctx.ejabberd.stat("registeredusers"),
+    )
+    ctx.db.run("DELETE FROM samples WHERE at < ?", time.time() - 7 * 86400)
+
+
+def chart(points: list[dict[str, float]], width: int = 600, height: int = 120) -> str:
+    """An SVG polyline of online users over time: no JavaScript needed."""
+    if len(points) < 2:
+        return ""
+    t0, t1 = points[0]["at"], points[-1]["at"]
+    top = max(1.0, max(p["online"] for p in points))
+    span = max(1.0, t1 - t0)
+    coords = " ".join(
+        f"{(p['at'] - t0) / span * width:.1f},{height - p['online'] / top * height:.1f}"
+        for p in points
+    )
+    return (
+        f'<svg viewBox="0 0 {width} {height}" width="100%" height="{height}" role="img" '
+        f'aria-label="online users, peak {int(top)}"><polyline fill="none" stroke="#2b6cb0" '
+        f'stroke-width="2" points="{coords}"/></svg>'
+    )
+
+
+async def broadcast(ctx: Context, actor: Principal, audience: str, subject: str, body: str) -> None:
+    """An announcement through mod_announce: to every account (kept offline for those not
+    connected) or only to the connected ones."""
+    if audience not in ("all", "online"):
+        raise Problem("Send to 'all' users or to 'online' users.")
+    if not body.strip():
+        raise Problem("The announcement is empty.")
+    if len(body) > 10000:
+        raise Problem("The announcement is too long (at most 10000 characters).")
+    await ctx.ejabberd.send(
+        ctx.settings.announce_from,
+        f"{ctx.ejabberd.domain}/announce/{audience}",
+        subject.strip(),
+        body.strip(),
+    )
+    ctx.db.audit(actor.name, "broadcast", audience, subject.strip()[:100])
+
+
+def audit_log(ctx: Context, limit: int = 200, offset: int = 0) -> list[dict[str, object]]:
+    return [
+        dict(r)
+        for r in ctx.db.all(
+            "SELECT at, actor, action, target, detail FROM audit ORDER BY id DESC LIMIT ? OFFSET ?",
+            limit,
+            offset,
+        )
+    ]
