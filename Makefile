@@ -10,7 +10,7 @@ export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
 help:
 	@echo "make demo       run the appliance in a local container standing in for a Pi"
 	@echo "make demo-down  remove that container"
-	@echo "make test       lint, then converge/idempotence/verify with Molecule"
+	@echo "make test       lint, unit tests, then converge/idempotence/verify with Molecule"
 	@echo "make lint       yamllint, ansible-lint (production profile), ruff"
 
 venv:
@@ -35,13 +35,14 @@ demo-down: venv engine
 lint: venv collections
 	yamllint --strict .
 	ansible-lint --profile production
-	ruff check molecule pi_im_admin
-	ruff format --check molecule pi_im_admin
+	ruff check molecule pi_im_admin tests
+	ruff format --check molecule pi_im_admin tests
 
 host-packages:
 	@scripts/ensure-host-packages.sh chromium
 
 test: lint base-image host-packages
+	pytest -q tests
 	molecule test --all
 
 clean: demo-down

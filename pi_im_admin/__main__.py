@@ -18,8 +18,11 @@ def main() -> int:
     serve.add_argument("--port", type=int, default=8080)
     owner = sub.add_parser("ensure-owner", help="create the first owner if there is none")
     owner.add_argument("--username", default="owner")
-    owner.add_argument("--password-file", required=True,
-                       help="file with the password, or - to read it from standard input")
+    owner.add_argument(
+        "--password-file",
+        required=True,
+        help="file with the password, or - to read it from standard input",
+    )
     args = parser.parse_args()
 
     if args.command == "serve":

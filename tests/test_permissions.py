@@ -1,0 +1,40 @@
+"""The role matrix: what each role may do, and whom it may create."""
+
+from __future__ import annotations
+
+import pytest
+
+from pi_im_admin.permissions import GRANTS, Permission, Role, allows, may_assign
+
+CHANGES = set(Permission) - {Permission.VIEW}
+
+
+def test_viewer_only_reads() -> None:
+    assert GRANTS[Role.VIEWER] == {Permission.VIEW}
+    assert not any(allows(Role.VIEWER, p) for p in CHANGES)
+
+
+def test_operator_manages_users_not_operators_or_tokens() -> None:
+    assert allows(Role.OPERATOR, Permission.MANAGE_USERS)
+    assert allows(Role.OPERATOR, Permission.MANAGE_GROUPS)
+    assert not allows(Role.OPERATOR, Permission.MANAGE_OPERATORS)
+    assert not allows(Role.OPERATOR, Permission.MANAGE_TOKENS)
+    assert not allows(Role.OPERATOR, Permission.VIEW_AUDIT)
+
+
+def test_owner_may_do_everything() -> None:
+    assert GRANTS[Role.OWNER] == set(Permission)
+
+
+@pytest.mark.parametrize(
+    ("actor", "target", "allowed"),
+    [
+        (Role.OWNER, Role.OWNER, True),
+        (Role.ADMIN, Role.OWNER, False),
+        (Role.ADMIN, Role.ADMIN, True),
+        (Role.OPERATOR, Role.ADMIN, False),
+        (Role.VIEWER, Role.VIEWER, True),
+    ],
+)
+def test_no_one_hands_out_more_than_they_have(actor: Role, target: Role, allowed: bool) -> None:
+    assert may_assign(actor, target) is allowed

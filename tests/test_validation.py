@@ -1,0 +1,57 @@
+"""Input rules of the admin service, checked without any service running."""
+
+from __future__ import annotations
+
+import pytest
+
+from pi_im_admin import validation
+from pi_im_admin.errors import Problem
+
+
+@pytest.mark.parametrize(
+    ("raw", "canonical"),
+    [("Alice", "alice"), ("  bob ", "bob"), ("zoë", "zoë"), ("o.brien-2", "o.brien-2")],
+)
+def test_localpart_canonical_form(raw: str, canonical: str) -> None:
+    assert validation.localpart(raw) == canonical
+
+
+@pytest.mark.parametrize(
+    ("raw", "message"),
+    [
+        ("", "empty"),
+        ("a@b", "may not contain @"),
+        ("a/b", "may not contain /"),
+        ('say"hi', 'may not contain "'),
+        ("tab\there", "spaces or control"),
+        ("zero\u200bwidth", "spaces or control"),
+        ("é" * 600, "longer than XMPP allows"),
+    ],
+)
+def test_localpart_refusals(raw: str, message: str) -> None:
+    with pytest.raises(Problem, match=message):
+        validation.localpart(raw)
+
+
+@pytest.mark.parametrize(
+    ("password", "message"),
+    [
+        ("short", "too short"),
+        ("aaaaaaaaaaaa", "too few different"),
+        ("raspberrypi", "too easy"),
+        ("alice-rocks-2026", "too easy"),
+    ],
+)
+def test_weak_passwords(password: str, message: str) -> None:
+    with pytest.raises(Problem, match=message):
+        validation.password(password, "alice")
+
+
+def test_strong_password_accepted() -> None:
+    assert validation.password("correct horse battery", "alice") == "correct horse battery"
+
+
+@pytest.mark.parametrize("raw", ["-dash", "UPPER ok?", "a" * 65, "", "sp ace"])
+def test_group_names(raw: str) -> None:
+    with pytest.raises(Problem, match="lower-case letters"):
+        validation.name(raw, "group")
