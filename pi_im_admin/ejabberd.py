@@ -164,7 +164,7 @@ class Ejabberd:
     # Messages and server state.
 
     async def send(
-        self, sender: str, to: str, subject: str, body: str, kind: str = "headline"
+        self, sender: str, to: str, subject: str, body: str, kind: str = "normal"
     ) -> None:
         await self.call(
             "send_message",

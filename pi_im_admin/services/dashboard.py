@@ -98,7 +98,8 @@ def chart(points: list[dict[str, float]], width: int = 600, height: int = 120) -
 
 async def broadcast(ctx: Context, actor: Principal, audience: str, subject: str, body: str) -> None:
     """An announcement through mod_announce: to every account (kept offline for those not
-    connected) or only to the connected ones."""
+    connected) or only to the connected ones. Type "normal": headlines are not stored
+    offline."""
     if audience not in ("all", "online"):
         raise Problem("Send to 'all' users or to 'online' users.")
     if not body.strip():

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 from playwright.sync_api import Browser, Page, expect, sync_playwright
-from test_admin_service import xmpp_login
+from test_xmpp import xmpp_login
 
 from conftest import DOMAIN, REPO, Account, secret
 

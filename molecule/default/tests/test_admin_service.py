@@ -10,7 +10,7 @@ from pathlib import Path
 import httpx
 import pytest
 from admin_console import Console, api
-from test_xmpp import Client, log_in
+from test_xmpp import Client, log_in, xmpp_login
 
 from conftest import DOMAIN, Account, secret
 
@@ -39,17 +39,6 @@ def new_name(prefix: str = "u") -> str:
 
 def strong() -> str:
     return secrets.token_urlsafe(16)
-
-
-def xmpp_login(account: Account, cert: Path, address: str) -> str:
-    async def attempt() -> str:
-        client = Client(account, cert)
-        client.connect(host=address, port=5222)
-        outcome = await asyncio.wait_for(client.outcome, 30)
-        client.disconnect()
-        return outcome
-
-    return asyncio.run(attempt())
 
 
 # How it runs
@@ -369,6 +358,26 @@ def test_broadcast_reaches_online_users(
     assert asyncio.run(listen()) == body
 
 
+def test_broadcast_to_all_reaches_offline_users_later(
+    owner_api: httpx.Client, device_cert: Path, address: str
+) -> None:
+    name, password = new_name(), strong()
+    owner_api.post("/users", json={"username": name, "password": password})
+    body = f"read this when you are back {secrets.token_hex(3)}"
+    sent = owner_api.post("/broadcast", json={"audience": "all", "subject": "news", "body": body})
+    assert sent.status_code == 204
+
+    async def come_back() -> str:
+        client = Client(Account(f"{name}@{DOMAIN}", password), device_cert)
+        client.connect(host=address, port=5222)
+        await asyncio.wait_for(client.outcome, 30)
+        received = await asyncio.wait_for(client.messages.get(), 15)
+        client.disconnect()
+        return received["body"]
+
+    assert asyncio.run(come_back()) == body
+
+
 def test_dashboard_shows_the_services(owner_api: httpx.Client, owner: Console) -> None:
     board = owner_api.get("/dashboard").json()
     assert board["registered"] >= 1
@@ -378,9 +387,13 @@ def test_dashboard_shows_the_services(owner_api: httpx.Client, owner: Console) -
     assert names["rabbitmq"]["pid"]
     assert names["rabbitmq"]["rss_mb"] > 10
     assert 0 < board["disk"]["used_percent"] < 100
+    assert len(board["history"]) >= 2
+    # Samples are taken every 2 s here; users come and go between them.
+    assert all(sample["registered"] >= 1 for sample in board["history"])
     page = owner.get("/")
     assert 'http-equiv="refresh"' in page.text
     assert str(board["registered"]) in page.text
+    assert "<polyline" in page.text  # the chart of online users
 
 
 def test_audit_log_records_who_did_what(owner_api: httpx.Client) -> None:

@@ -84,17 +84,22 @@ def test_generated_admin_account_logs_in(host, device_cert: Path, address: str) 
     assert asyncio.run(attempt()).startswith("session started, encrypted=True")
 
 
-def test_wrong_password_refused_on_c2s(accounts, device_cert: Path, address: str) -> None:
-    wrong = Account(accounts[0].jid, accounts[0].password + "x")
+def xmpp_login(account: Account, cert: Path, address: str) -> str:
+    """Log in over STARTTLS on 5222 and out again: how it went."""
 
     async def attempt() -> str:
-        client = Client(wrong, device_cert)
+        client = Client(account, cert)
         client.connect(host=address, port=5222)
         outcome = await asyncio.wait_for(client.outcome, 30)
         client.disconnect()
         return outcome
 
-    assert asyncio.run(attempt()) == "auth failed"
+    return asyncio.run(attempt())
+
+
+def test_wrong_password_refused_on_c2s(accounts, device_cert: Path, address: str) -> None:
+    wrong = Account(accounts[0].jid, accounts[0].password + "x")
+    assert xmpp_login(wrong, device_cert, address) == "auth failed"
 
 
 @pytest.mark.parametrize("transport", ["websocket", "bosh"])
