@@ -143,3 +143,20 @@ def test_ejabberd_open_file_limit(host, beam_pid: int) -> None:
     # the configured value applies as it is.
     ceiling = int(host.check_output("sh -c 'ulimit -Hn'"))
     assert soft_nofile(beam_pid) == min(configured, ceiling)
+
+
+def test_first_boot_units_enabled(host) -> None:
+    for unit in ("pi-im-provision-early", "pi-im-provision-late"):
+        assert host.service(unit).is_enabled
+
+
+@pytest.mark.parametrize("phase", ["early", "late"])
+def test_provisioning_steps_have_nothing_left_to_do(host, phase: str) -> None:
+    # The live path ran the same steps role by role; running them again changes nothing.
+    result = host.run(f"pi-im-provision {phase}")
+    assert result.rc == 0, result.stdout + result.stderr
+    steps = result.stdout.splitlines()
+    assert steps
+    assert all(": ok" in step for step in steps), steps
+    assert '"changed": true' not in result.stdout
+    assert "created" not in result.stdout

@@ -1,0 +1,61 @@
+#!/usr/bin/env bash
+# The step every image builder shares: apply playbooks/site.yml to a root filesystem through
+# the community.general.chroot connection, then strip what must differ per device (it is
+# made at first boot by pi-im-provision and the services themselves).
+#
+#   image/chroot-apply.sh ROOTFS [ansible-playbook options, e.g. -e ejabberd_domain=chat.lan]
+set -euo pipefail
+rootfs=$(realpath "$1")
+shift
+here=$(cd "$(dirname "$0")/.." && pwd)
+
+log() { printf '==> [%4ds] %s\n' "$SECONDS" "$*" >&2; }
+die() { printf 'error: %s\n' "$*" >&2; exit 1; }
+
+[ "$(id -u)" -eq 0 ] || die "run as root (chroot and bind mounts)"
+[ -x "$rootfs/usr/bin/python3" ] || die "$rootfs has no python3: not a Debian root filesystem made for this"
+command -v ansible-playbook >/dev/null || die "ansible-playbook is missing: run 'make venv' and activate .venv"
+
+mounted=()
+cleanup() {
+  rm -f "$rootfs/usr/sbin/policy-rc.d"
+  [ -e "$rootfs/etc/resolv.conf.pi-im" ] && mv -f "$rootfs/etc/resolv.conf.pi-im" "$rootfs/etc/resolv.conf"
+  for ((i = ${#mounted[@]} - 1; i >= 0; i--)); do umount "${mounted[i]}" || true; done
+}
+trap cleanup EXIT
+
+for fs in proc sys dev dev/pts; do
+  mount --bind "/$fs" "$rootfs/$fs"
+  mounted+=("$rootfs/$fs")
+done
+# Packages must not start services in the image (their postinsts call invoke-rc.d).
+printf '#!/bin/sh\nexit 101\n' >"$rootfs/usr/sbin/policy-rc.d"
+chmod 0755 "$rootfs/usr/sbin/policy-rc.d"
+if [ -e "$rootfs/etc/resolv.conf" ] || [ -L "$rootfs/etc/resolv.conf" ]; then
+  mv -f "$rootfs/etc/resolv.conf" "$rootfs/etc/resolv.conf.pi-im"
+fi
+cp /etc/resolv.conf "$rootfs/etc/resolv.conf"
+
+inventory=$(mktemp -d)
+trap 'cleanup; rm -rf "$inventory"' EXIT
+cat >"$inventory/hosts.yml" <<YAML
+im_servers:
+  hosts:
+    $rootfs:
+      ansible_connection: community.general.chroot
+YAML
+
+log "applying playbooks/site.yml to $rootfs"
+ANSIBLE_CONFIG="$here/ansible.cfg" ansible-playbook -i "$inventory/hosts.yml" \
+  "$here/playbooks/site.yml" "$@"
+
+log "removing per-device state (made again at first boot)"
+rm -f "$rootfs"/var/lib/rabbitmq/.erlang.cookie "$rootfs"/var/lib/ejabberd/.erlang.cookie
+rm -f "$rootfs"/etc/ssh/ssh_host_*
+rm -f "$rootfs"/etc/ejabberd/ejabberd.pem
+rm -rf "$rootfs"/etc/ejabberd/tls
+find "$rootfs/etc/pi-im/secrets" -mindepth 1 -delete 2>/dev/null || true
+: >"$rootfs/etc/machine-id"
+rm -f "$rootfs/var/lib/dbus/machine-id"
+rm -rf "$rootfs"/var/lib/apt/lists/* "$rootfs"/var/cache/apt/*.bin
+log "done"

@@ -1,0 +1,42 @@
+"""Fixtures for the baked-image scenario: both booted devices, and the framed XMPP client
+shared with the default scenario."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import testinfra
+
+SCENARIO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(SCENARIO.parent / "default" / "tests"))
+
+DEVICES = ["pi-im-baked-1", "pi-im-baked-2"]
+DOMAIN = "pi-im.bake"
+IMAGE = "pi-im-appliance/baked:test"
+
+
+@pytest.fixture(scope="session")
+def devices() -> dict[str, testinfra.host.Host]:
+    inventory = str(SCENARIO / "inventory/hosts.yml")
+    return {
+        name: testinfra.get_host(f"ansible://{name}", ansible_inventory=inventory)
+        for name in DEVICES
+    }
+
+
+def address_of(container: str) -> str:
+    return subprocess.run(
+        [
+            "docker",
+            "inspect",
+            "-f",
+            "{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}",
+            container,
+        ],
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout.strip()

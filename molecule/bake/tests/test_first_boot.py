@@ -1,0 +1,102 @@
+"""A baked image, booted: first boot made a working appliance, different on each device,
+and the image itself holds no secret."""
+
+from __future__ import annotations
+
+import json
+import secrets
+import shlex
+import subprocess
+import tarfile
+
+import pytest
+
+from conftest import DOMAIN, IMAGE, address_of
+from xmpp_framed import FramedClient, WebSocketTransport
+
+PER_DEVICE = {
+    "ejabberd admin password": "cat /etc/pi-im/secrets/ejabberd-admin-password",
+    "rabbitmq admin password": "cat /etc/pi-im/secrets/rabbitmq-admin-password",
+    "console owner password": "cat /etc/pi-im/secrets/admin-owner-password",
+    "ejabberd Erlang cookie": "cat /var/lib/ejabberd/.erlang.cookie",
+    "rabbitmq Erlang cookie": "cat /var/lib/rabbitmq/.erlang.cookie",
+    "SSH host key": "cat /etc/ssh/ssh_host_ed25519_key.pub",
+    "TLS certificate": "openssl x509 -noout -fingerprint -sha256 -in /etc/ejabberd/tls/device.pem",
+    "machine-id": "cat /etc/machine-id",
+}
+
+
+@pytest.mark.parametrize(
+    "unit",
+    [
+        "pi-im-provision-early",
+        "pi-im-provision-late",
+        "ejabberd",
+        "rabbitmq-server",
+        "pi-im-admin",
+        "ssh",
+    ],
+)
+def test_first_boot_brought_everything_up(host, unit: str) -> None:
+    assert host.service(unit).is_running, host.run(f"journalctl -u {unit} -n 30").stdout
+
+
+@pytest.mark.parametrize(("what", "command"), PER_DEVICE.items())
+def test_each_device_has_its_own(devices, what: str, command: str) -> None:
+    values = [device.check_output(command) for device in devices.values()]
+    assert all(values), f"{what} missing"
+    assert len(set(values)) == len(values), f"{what} is the same on both devices"
+
+
+def api(host, command: str, body: dict[str, str]) -> object:
+    result = host.run(
+        "curl -sS --fail-with-body -H 'Content-Type: application/json' "
+        f"-d {shlex.quote(json.dumps(body))} http://127.0.0.1:5281/api/{command}"
+    )
+    assert result.rc == 0, result.stdout + result.stderr
+    return json.loads(result.stdout)
+
+
+def test_xmpp_login_and_message(host) -> None:
+    address = address_of(host.backend.host)
+    admin = FramedClient(
+        WebSocketTransport(f"ws://{address}:5280/websocket"),
+        f"admin@{DOMAIN}",
+        host.check_output("pi-im-secret show ejabberd-admin-password"),
+    )
+    admin.login()
+    user, password = f"u{secrets.token_hex(4)}", secrets.token_urlsafe(16)
+    api(host, "register", {"user": user, "host": DOMAIN, "password": password})
+    friend = FramedClient(
+        WebSocketTransport(f"ws://{address}:5280/websocket"), f"{user}@{DOMAIN}", password
+    )
+    friend.login()
+    admin.send_message(f"{user}@{DOMAIN}", "welcome to the baked appliance")
+    assert friend.receive_message() == (admin.jid, "welcome to the baked appliance")
+    admin.close()
+    friend.close()
+
+
+def test_image_holds_no_secret(tmp_path) -> None:
+    container = subprocess.run(
+        ["docker", "create", IMAGE], check=True, capture_output=True, text=True
+    ).stdout.strip()
+    try:
+        archive = tmp_path / "rootfs.tar"
+        subprocess.run(["docker", "export", "-o", str(archive), container], check=True)
+    finally:
+        subprocess.run(["docker", "rm", container], check=True, capture_output=True)
+    with tarfile.open(archive) as tar:
+        members = {m.name.removeprefix("./"): m for m in tar.getmembers()}
+        machine_id = tar.extractfile(members["etc/machine-id"]).read()
+    baked = [
+        name
+        for name in members
+        if name.startswith("etc/pi-im/secrets/")
+        or name.startswith("etc/ssh/ssh_host_")
+        or name.endswith(".erlang.cookie")
+        or name.startswith("etc/ejabberd/tls/")
+        or name == "etc/ejabberd/ejabberd.pem"
+    ]
+    assert baked == []
+    assert machine_id == b""
