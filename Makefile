@@ -35,8 +35,8 @@ demo-down: venv engine
 lint: venv collections
 	yamllint --strict .
 	ansible-lint --profile production
-	ruff check molecule pi_im_admin tests
-	ruff format --check molecule pi_im_admin tests
+	ruff check molecule pi_im_admin tests image
+	ruff format --check molecule pi_im_admin tests image
 
 host-packages:
 	@scripts/ensure-host-packages.sh chromium
