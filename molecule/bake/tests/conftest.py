@@ -3,7 +3,6 @@ shared with the default scenario."""
 
 from __future__ import annotations
 
-import subprocess
 import sys
 from pathlib import Path
 
@@ -25,18 +24,3 @@ def devices() -> dict[str, testinfra.host.Host]:
         name: testinfra.get_host(f"ansible://{name}", ansible_inventory=inventory)
         for name in DEVICES
     }
-
-
-def address_of(container: str) -> str:
-    return subprocess.run(
-        [
-            "docker",
-            "inspect",
-            "-f",
-            "{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}",
-            container,
-        ],
-        check=True,
-        capture_output=True,
-        text=True,
-    ).stdout.strip()

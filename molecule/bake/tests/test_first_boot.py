@@ -11,7 +11,8 @@ import tarfile
 
 import pytest
 
-from conftest import DOMAIN, IMAGE, address_of
+from conftest import DOMAIN, IMAGE
+from containers import address_of
 from xmpp_framed import FramedClient, WebSocketTransport
 
 PER_DEVICE = {

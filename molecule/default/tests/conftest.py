@@ -5,13 +5,14 @@ from __future__ import annotations
 import json
 import secrets
 import shlex
-import subprocess
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 import yaml
+
+from containers import address_of, inspect
 
 SCENARIO = Path(__file__).resolve().parents[1]
 REPO = SCENARIO.parents[1]
@@ -43,19 +44,7 @@ def container(host) -> str:
 
 @pytest.fixture(scope="module")
 def address(container: str) -> str:
-    """The container's own address: test traffic goes only to containers we created."""
-    return subprocess.run(
-        [
-            "docker",
-            "inspect",
-            "-f",
-            "{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}",
-            container,
-        ],
-        check=True,
-        capture_output=True,
-        text=True,
-    ).stdout.strip()
+    return address_of(container)
 
 
 @pytest.fixture(scope="module")
@@ -67,12 +56,7 @@ def beam_pid(host) -> int:
 def netns(container: str) -> list[str]:
     """Command prefix that runs a host program inside the container's network namespace,
     so real client libraries can reach services bound to the device's loopback."""
-    pid = subprocess.run(
-        ["docker", "inspect", "-f", "{{.State.Pid}}", container],
-        check=True,
-        capture_output=True,
-        text=True,
-    ).stdout.strip()
+    pid = inspect(container, "{{.State.Pid}}")
     return ["nsenter", f"--net=/proc/{pid}/ns/net"]
 
 

@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 from playwright.sync_api import Browser, Page, expect, sync_playwright
-from test_xmpp import xmpp_login
 
 from conftest import DOMAIN, REPO, Account, secret
+from test_xmpp import xmpp_login
 
 ARTIFACTS = REPO / "artifacts"
 CHROMIUM = "/usr/bin/chromium"

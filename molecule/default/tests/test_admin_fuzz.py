@@ -7,7 +7,6 @@ import shutil
 import subprocess
 
 from admin_console import Console
-
 from conftest import REPO, secret
 
 CASES_PER_OPERATION = 25

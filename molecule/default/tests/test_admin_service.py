@@ -9,10 +9,10 @@ from pathlib import Path
 
 import httpx
 import pytest
-from admin_console import Console, api
-from test_xmpp import Client, log_in, xmpp_login
 
+from admin_console import Console, api
 from conftest import DOMAIN, Account, secret
+from test_xmpp import Client, log_in, xmpp_login
 
 
 @pytest.fixture(scope="module")
