@@ -3,7 +3,10 @@
 set -euo pipefail
 venv=${1:-.venv}
 stamp="$venv/.requirements.sha256"
-want=$(cat requirements.txt pyproject.toml | sha256sum | cut -d' ' -f1)
+# What gets installed: the toolchain pins and the admin service's own dependencies. Lint
+# settings elsewhere in pyproject.toml must not rebuild the virtualenv.
+project=$(python3 -c 'import json, tomllib; print(json.dumps(tomllib.load(open("pyproject.toml", "rb"))["project"], sort_keys=True))' 2>/dev/null || cat pyproject.toml)
+want=$( { cat requirements.txt; echo "$project"; } | sha256sum | cut -d' ' -f1)
 
 log() { printf '==> %s\n' "$*" >&2; }
 die() { printf 'error: %s\n' "$*" >&2; exit 1; }
@@ -24,7 +27,10 @@ if ! python3 -c 'import venv, ensurepip' >/dev/null 2>&1; then
 fi
 
 log "creating $venv with the pinned toolchain"
+# `make` puts .venv/bin first on PATH: build from the interpreter behind it, not the one
+# about to be deleted.
+base_python=$(python3 -c 'import sys; print(sys._base_executable)')
 rm -rf "$venv"
-python3 -m venv "$venv"
+"$base_python" -m venv "$venv"
 "$venv/bin/pip" install --quiet --disable-pip-version-check -r requirements.txt
 echo "$want" >"$stamp"

@@ -41,6 +41,16 @@ def strong() -> str:
     return secrets.token_urlsafe(16)
 
 
+def create_user(owner_api: httpx.Client, group: str = "") -> Account:
+    """A fresh XMPP account made through the API (failing loudly here, not later)."""
+    name, password = new_name(), strong()
+    response = owner_api.post(
+        "/users", json={"username": name, "password": password, "group": group}
+    )
+    assert response.status_code == 201, response.text
+    return Account(f"{name}@{DOMAIN}", password)
+
+
 # How it runs
 
 
@@ -281,10 +291,9 @@ def test_session_cookie_is_protected(host, base_url: str) -> None:
 
 
 def test_shared_roster_group(owner_api: httpx.Client) -> None:
-    group, alice, bob = new_name("g"), new_name(), new_name()
+    group = new_name("g")
     assert owner_api.post("/groups", json={"name": group, "label": "Family"}).status_code == 201
-    for user in (alice, bob):
-        owner_api.post("/users", json={"username": user, "password": strong(), "group": group})
+    alice, bob = (create_user(owner_api, group).jid.split("@")[0] for _ in range(2))
     listed = {g["name"]: g for g in owner_api.get("/groups").json()}
     assert listed[group]["members"] == sorted([alice, bob])
     assert owner_api.delete(f"/groups/{group}/members/{bob}").status_code == 204
@@ -294,8 +303,7 @@ def test_shared_roster_group(owner_api: httpx.Client) -> None:
 
 
 def test_group_chat(owner_api: httpx.Client) -> None:
-    room, user = new_name("r"), new_name()
-    owner_api.post("/users", json={"username": user, "password": strong()})
+    room, user = new_name("r"), create_user(owner_api).jid.split("@")[0]
     assert owner_api.post("/rooms", json={"name": room, "title": "Kitchen"}).status_code == 201
     assert owner_api.post("/rooms", json={"name": room}).status_code == 409
     assert owner_api.put(f"/rooms/{room}/members/{user}").status_code == 204
@@ -339,12 +347,11 @@ def test_revoked_invitation_is_refused(owner_api: httpx.Client, base_url: str) -
 def test_broadcast_reaches_online_users(
     owner_api: httpx.Client, device_cert: Path, address: str
 ) -> None:
-    name, password = new_name(), strong()
-    owner_api.post("/users", json={"username": name, "password": password})
+    account = create_user(owner_api)
     body = f"maintenance at noon {secrets.token_hex(3)}"
 
     async def listen() -> str:
-        client = await log_in(Account(f"{name}@{DOMAIN}", password), device_cert, address)
+        client = await log_in(account, device_cert, address)
         got: asyncio.Queue[str] = asyncio.Queue()
         client.add_event_handler("message", lambda m: got.put_nowait(m["body"]))
         sent = await asyncio.to_thread(
@@ -361,14 +368,13 @@ def test_broadcast_reaches_online_users(
 def test_broadcast_to_all_reaches_offline_users_later(
     owner_api: httpx.Client, device_cert: Path, address: str
 ) -> None:
-    name, password = new_name(), strong()
-    owner_api.post("/users", json={"username": name, "password": password})
+    account = create_user(owner_api)
     body = f"read this when you are back {secrets.token_hex(3)}"
     sent = owner_api.post("/broadcast", json={"audience": "all", "subject": "news", "body": body})
     assert sent.status_code == 204
 
     async def come_back() -> str:
-        client = Client(Account(f"{name}@{DOMAIN}", password), device_cert)
+        client = Client(account, device_cert)
         client.connect(host=address, port=5222)
         await asyncio.wait_for(client.outcome, 30)
         received = await asyncio.wait_for(client.messages.get(), 15)
@@ -397,8 +403,7 @@ def test_dashboard_shows_the_services(owner_api: httpx.Client, owner: Console) -
 
 
 def test_audit_log_records_who_did_what(owner_api: httpx.Client) -> None:
-    name = new_name()
-    owner_api.post("/users", json={"username": name, "password": strong()})
+    name = create_user(owner_api).jid.split("@")[0]
     owner_api.delete(f"/users/{name}")
     entries = owner_api.get("/audit", params={"limit": 50}).json()
     actions = [(e["action"], e["target"]) for e in entries if e["target"] == name]
