@@ -3,11 +3,19 @@
 # the community.general.chroot connection, then strip what must differ per device (it is
 # made at first boot by pi-im-provision and the services themselves).
 #
-#   image/chroot-apply.sh ROOTFS [ansible-playbook options, e.g. -e ejabberd_domain=chat.lan]
+#   image/chroot-apply.sh [--playbook FILE] ROOTFS [ansible-playbook options, e.g. -e ejabberd_domain=chat.lan]
+#
+# The playbook is playbooks/site.yml unless given (the Debian builder adds its own boot and
+# network set-up with playbooks/sd-image.yml).
 set -euo pipefail
+here=$(cd "$(dirname "$0")/.." && pwd)
+playbook=$here/playbooks/site.yml
+if [ "${1:-}" = --playbook ]; then
+  playbook=$(realpath "$2")
+  shift 2
+fi
 rootfs=$(realpath "$1")
 shift
-here=$(cd "$(dirname "$0")/.." && pwd)
 
 log() { printf '==> [%4ds] %s\n' "$SECONDS" "$*" >&2; }
 die() { printf 'error: %s\n' "$*" >&2; exit 1; }
@@ -17,10 +25,22 @@ die() { printf 'error: %s\n' "$*" >&2; exit 1; }
 command -v ansible-playbook >/dev/null || die "ansible-playbook is missing: run 'make venv' and activate .venv"
 
 mounted=()
+# Anything a package left running inside the chroot would keep its mounts busy.
+stop_chroot_processes() {
+  local pid
+  for pid in /proc/[0-9]*; do
+    [ "$(readlink "$pid/root" 2>/dev/null)" = "$rootfs" ] && kill -KILL "${pid#/proc/}" 2>/dev/null
+  done
+  return 0
+}
 cleanup() {
   rm -f "$rootfs/usr/sbin/policy-rc.d"
   [ -e "$rootfs/etc/resolv.conf.pi-im" ] && mv -f "$rootfs/etc/resolv.conf.pi-im" "$rootfs/etc/resolv.conf"
-  for ((i = ${#mounted[@]} - 1; i >= 0; i--)); do umount "${mounted[i]}" || true; done
+  stop_chroot_processes
+  for ((i = ${#mounted[@]} - 1; i >= 0; i--)); do
+    # A mount still busy is detached lazily: it must not end up inside the image.
+    umount "${mounted[i]}" 2>/dev/null || umount --lazy "${mounted[i]}" || true
+  done
 }
 trap cleanup EXIT
 
@@ -45,9 +65,8 @@ im_servers:
       ansible_connection: community.general.chroot
 YAML
 
-log "applying playbooks/site.yml to $rootfs"
-ANSIBLE_CONFIG="$here/ansible.cfg" ansible-playbook -i "$inventory/hosts.yml" \
-  "$here/playbooks/site.yml" "$@"
+log "applying ${playbook#"$here"/} to $rootfs"
+ANSIBLE_CONFIG="$here/ansible.cfg" ansible-playbook -i "$inventory/hosts.yml" "$playbook" "$@"
 
 log "removing per-device state (made again at first boot)"
 rm -f "$rootfs"/var/lib/rabbitmq/.erlang.cookie "$rootfs"/var/lib/ejabberd/.erlang.cookie

@@ -5,8 +5,9 @@
 : "${PI_IM_APPLIANCE:?set PI_IM_APPLIANCE to the pi-im-appliance checkout}"
 # shellcheck disable=SC1091
 source "${PI_IM_APPLIANCE}/.venv/bin/activate"
-extra=()
+# In the chroot the host name fact is the build host's: name the XMPP domain after the image's.
+extra=(--extra-vars "ejabberd_domain=${TARGET_HOSTNAME:-raspberrypi}.local")
 if [ -n "${PI_IM_EXTRA_VARS:-}" ]; then
-	extra=(--extra-vars "@${PI_IM_EXTRA_VARS}")
+	extra+=(--extra-vars "@${PI_IM_EXTRA_VARS}")
 fi
 "${PI_IM_APPLIANCE}/image/chroot-apply.sh" "${ROOTFS_DIR}" "${extra[@]}"
