@@ -12,7 +12,7 @@ help:
 	@echo "make demo-down  remove that container"
 	@echo "make test       lint, unit tests, then converge/idempotence/verify with Molecule"
 	@echo "make lint       yamllint, ansible-lint (production profile), ruff"
-	@echo "make image      build the Pi 4 SD-card image from Debian's archive (root; ~20 min)"
+	@echo "make image      build the Pi 4 SD-card image from Debian's archive (root; ~45 min)"
 	@echo "make image-test boot that image under qemu-system-aarch64 and check it (root; ~10 min)"
 
 venv:
