@@ -19,6 +19,8 @@ from datetime import date
 from pathlib import Path
 
 CHUNK = 1 << 20
+NAME = "pi-im appliance (Raspberry Pi 4, 64-bit)"
+DESCRIPTION = "Self-hosted chat: ejabberd, RabbitMQ and an admin console on :8080"
 
 
 @dataclass(frozen=True)
@@ -69,11 +71,8 @@ def main() -> int:
     parser.add_argument("--xz", type=Path, required=True, help="the .img.xz users download")
     parser.add_argument("--url", required=True, help="where the .img.xz will be served")
     parser.add_argument("--out", type=Path, required=True)
-    parser.add_argument("--name", default="pi-im appliance (Raspberry Pi 4, 64-bit)")
-    parser.add_argument(
-        "--description",
-        default="Self-hosted chat: ejabberd, RabbitMQ and an admin console on :8080",
-    )
+    parser.add_argument("--name", default=NAME)
+    parser.add_argument("--description", default=DESCRIPTION)
     parser.add_argument("--icon", default="")
     parser.add_argument("--release-date", type=date.fromisoformat, default=date.today())
     args = parser.parse_args()
