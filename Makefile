@@ -5,13 +5,15 @@ BIN := $(VENV)/bin
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
 
-.PHONY: help venv engine base-image host-packages collections demo demo-down lint test image image-test clean
+.PHONY: help venv engine base-image host-packages collections demo demo-down lint test bench bench-peers bench-compare bench-tuning bench-accounts-remove image image-test clean
 
 help:
 	@echo "make demo       run the appliance in a local container standing in for a Pi"
 	@echo "make demo-down  remove that container"
 	@echo "make test       lint, unit tests, then converge/idempotence/verify with Molecule"
 	@echo "make lint       yamllint, ansible-lint (production profile), ruff"
+	@echo "make bench      load-test the demo (SCENARIO=seed-4000; see bench/README.md)"
+	@echo "make bench-peers / bench-compare   the same against stock ejabberd and Prosody"
 	@echo "make image      build the Pi 4 SD-card image from Debian's archive (root; ~45 min)"
 	@echo "make image-test boot that image under qemu-system-aarch64 and check it (root; ~10 min)"
 
@@ -37,8 +39,8 @@ demo-down: venv engine
 lint: venv collections
 	yamllint --strict .
 	ansible-lint --profile production
-	ruff check molecule pi_im_admin tests image
-	ruff format --check molecule pi_im_admin tests image
+	ruff check molecule pi_im_admin bench tests image
+	ruff format --check molecule pi_im_admin bench tests image
 
 host-packages:
 	@scripts/ensure-host-packages.sh chromium dosfstools mtools fdisk
@@ -46,6 +48,28 @@ host-packages:
 test: lint base-image host-packages
 	pytest -q tests
 	molecule test --all
+
+# The benchmark (bench/README.md): a separate command, minutes long, never part of `make test`.
+SCENARIO ?= seed-4000
+BENCH_TARGET ?= docker:pi-im-demo
+bench: venv
+	python -m pi_im_bench run $(SCENARIO) --target $(BENCH_TARGET) $(BENCH_OPTIONS)
+
+# Stock Debian ejabberd and Prosody in containers of their own, under the same budget.
+bench-peers: venv collections base-image
+	ansible-playbook -i inventory/demo/hosts.yml playbooks/bench-peers.yml
+
+# The appliance and both peers in one run of the same generator (SCENARIO=seed-4000).
+bench-compare: venv
+	python -m pi_im_bench run $(SCENARIO) --target docker:pi-im-demo \
+		--target docker:pi-im-bench-stock --target docker:pi-im-bench-prosody $(BENCH_OPTIONS)
+
+# Each shipped ejabberd setting against the appliance without it (bench/tuning.toml).
+bench-tuning: venv collections
+	python -m pi_im_bench variants bench/tuning.toml --target docker:pi-im-demo $(BENCH_OPTIONS)
+
+bench-accounts-remove: venv
+	python -m pi_im_bench accounts remove --target $(BENCH_TARGET)
 
 # Not part of `make test`: run before a release (see image/README.md).
 image: venv collections

@@ -3,9 +3,9 @@
 set -euo pipefail
 venv=${1:-.venv}
 stamp="$venv/.requirements.sha256"
-# What gets installed: the toolchain pins and the admin service's own dependencies. Lint
-# settings elsewhere in pyproject.toml must not rebuild the virtualenv.
-project=$(python3 -c 'import json, tomllib; print(json.dumps(tomllib.load(open("pyproject.toml", "rb"))["project"], sort_keys=True))' 2>/dev/null || cat pyproject.toml)
+# What gets installed: the toolchain pins and the [project] tables of the admin service and
+# the benchmark. Lint settings elsewhere in pyproject.toml must not rebuild the virtualenv.
+project=$(python3 -c 'import json, sys, tomllib; print(json.dumps([tomllib.load(open(f, "rb"))["project"] for f in sys.argv[1:]], sort_keys=True))' pyproject.toml bench/pyproject.toml 2>/dev/null || cat pyproject.toml bench/pyproject.toml)
 want=$( { cat requirements.txt; echo "$project"; } | sha256sum | cut -d' ' -f1)
 
 log() { printf '==> %s\n' "$*" >&2; }

@@ -101,3 +101,10 @@ def test_image_holds_no_secret(tmp_path) -> None:
     ]
     assert baked == []
     assert machine_id == b""
+
+
+def test_bulk_benchmark_accounts_are_off_by_default(devices) -> None:
+    """The benchmark's bulk account helper writes straight into ejabberd's database: never
+    on an appliance unless its operator turned it on (ejabberd_bench_accounts)."""
+    for device in devices.values():
+        assert not device.file("/usr/local/sbin/pi-im-bench-accounts").exists

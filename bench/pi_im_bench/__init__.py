@@ -1,0 +1,1 @@
+"""pi-im-bench: an XMPP load generator for the pi-im appliance (and its peers)."""

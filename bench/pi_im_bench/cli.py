@@ -1,0 +1,329 @@
+"""`python -m pi_im_bench` (or `make bench`): run scenarios, manage benchmark accounts."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import time
+import tomllib
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from . import report, scenario
+from .accounts import Manifest, derive_accounts, helper_rows
+from .probe_reader import Probe
+from .run import execute
+from .target import Target, TargetError, check_destination, docker_target, ssh_target
+
+REPO = Path(__file__).resolve().parents[2]
+HELPER = "pi-im-bench-accounts"
+CHUNK = 5000
+
+
+def parse_target(spec: str, args: argparse.Namespace) -> Target:
+    kind, _, rest = spec.partition(":")
+    if kind == "docker" and rest:
+        return docker_target(rest)
+    if kind == "ssh" and rest:
+        destination, _, port = rest.partition(":")
+        xmpp_host, _, xmpp_port = (args.xmpp or "").partition(":")
+        if not xmpp_host:
+            xmpp_host = destination.rpartition("@")[2]
+        return ssh_target(
+            destination, int(port or 22), xmpp_host, int(xmpp_port or 5222), args.identity
+        )
+    raise TargetError(f"target {spec!r}: use docker:CONTAINER or ssh:USER@HOST[:PORT]")
+
+
+def overrides(pairs: list[str]) -> dict[str, Any]:
+    """--set login.sessions=50 → {"login.sessions": 50} (values read as TOML)."""
+    import tomllib
+
+    result = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep:
+            raise scenario.ScenarioError(f"--set {pair!r}: expected TABLE.KEY=VALUE")
+        try:
+            result[key] = tomllib.loads(f"v = {value}")["v"]
+        except tomllib.TOMLDecodeError:
+            result[key] = value
+    return result
+
+
+def helper_info(target: Target) -> dict[str, Any]:
+    try:
+        return json.loads(target.run([HELPER, "info"], timeout=120))
+    except TargetError as error:
+        raise TargetError(
+            f"{error}\nThe bulk account helper is off by default (never on a production "
+            "appliance): set ejabberd_bench_accounts: true for this device and converge."
+        ) from error
+
+
+def manifest_for(target: Target, info: dict[str, Any], state: Path) -> Manifest:
+    manifest = Manifest.load(
+        state / f"{target.name}.json", info["domain"], info["digest"], info["iterations"]
+    )
+    if info["accounts"] != len(manifest.accounts):
+        manifest.accounts = {}  # the device and our record disagree: make them again
+    return manifest
+
+
+def ensure_accounts(target: Target, count: int, state: Path) -> Manifest:
+    info = helper_info(target)
+    manifest = manifest_for(target, info, state)
+    missing = manifest.missing(count)
+    if missing:
+        began = time.monotonic()
+        made = derive_accounts(missing, info["digest"], info["iterations"])
+        for start in range(0, len(made), CHUNK):
+            target.run([HELPER, "create"], stdin=helper_rows(made[start : start + CHUNK]))
+            manifest.accounts.update((a.index, a) for a in made[start : start + CHUNK])
+            manifest.save()
+        took = time.monotonic() - began
+        print(
+            f"{target.name}: {len(made):,} benchmark accounts created in {took:.1f} s "
+            f"({len(made) / took:,.0f}/s)",
+            flush=True,
+        )
+    return manifest
+
+
+def remove_accounts(target: Target, state: Path) -> None:
+    info = helper_info(target)
+    removed = json.loads(target.run([HELPER, "remove"]))["removed"]
+    manifest_for(target, info, state).remove()
+    print(f"{target.name}: {removed:,} benchmark accounts removed", flush=True)
+
+
+def measure(
+    target: Target, chosen: scenario.Scenario, args: argparse.Namespace, label: str | None = None
+) -> dict[str, Any]:
+    """One scenario against one target, from a clean and idle server; accounts stay."""
+    manifest = ensure_accounts(target, chosen.max_sessions, args.state)
+    info = helper_info(target)
+    target.run([HELPER, "clean"])
+    if args.restart:
+        # A fresh server: memory is not returned after clients leave, and an earlier
+        # run's backlog must not be measured as this run's.
+        target.run(["systemctl", "restart", info["service"]], timeout=300)
+    probe = Probe(target, info["server"], chosen.max_seconds + 420)
+    probe.start()
+    try:
+        waited = probe.settle()
+        print(
+            f"{label or target.name}: server idle after {waited:.0f} s; {chosen.name}, "
+            f"up to {chosen.max_sessions:,} sessions at {target.host}:{target.port}",
+            flush=True,
+        )
+        accounts = [manifest.accounts[i] for i in range(chosen.max_sessions)]
+        result = execute(
+            chosen, target, info["domain"], accounts, probe, args.cafile, args.client_cpus
+        ).as_dict()
+    finally:
+        probe.stop()
+    if label:
+        result["target"] = label
+    return result
+
+
+def finish(
+    results: list[dict[str, Any]],
+    chosen: scenario.Scenario,
+    args: argparse.Namespace,
+    extra: str = "",
+) -> int:
+    out = args.out or REPO / "artifacts" / "bench" / (
+        datetime.now(UTC).strftime("%Y%m%d-%H%M%S") + f"-{chosen.name}"
+    )
+    paths = report.write(results, out, extra)
+    print(report.markdown(results) + extra)
+    for kind, path in paths.items():
+        print(f"{kind:>8}: {path}")
+    passed = all(step["verdict"] == "ok" for r in results for step in r["steps"])
+    return 0 if passed or chosen.climbs else 1
+
+
+def command_run(args: argparse.Namespace) -> int:
+    chosen = scenario.load(args.scenario, overrides(args.set))
+    targets = [parse_target(spec, args) for spec in args.target]
+    for target in targets:
+        check_destination(target.host, args.allow_remote)
+    results = []
+    for target in targets:
+        try:
+            results.append(measure(target, chosen, args))
+        finally:
+            if not args.keep_accounts:
+                remove_accounts(target, args.state)
+    return finish(results, chosen, args)
+
+
+def converge(inventory: Path, host: str, variables: dict[str, Any]) -> None:
+    """The appliance as site.yml makes it, with `variables` on top."""
+    began = time.monotonic()
+    log = REPO / "artifacts" / "bench" / "converge.log"
+    log.parent.mkdir(parents=True, exist_ok=True)
+    with log.open("a") as output:
+        done = subprocess.run(
+            [
+                "ansible-playbook",
+                "-i",
+                str(inventory),
+                str(REPO / "playbooks" / "site.yml"),
+                "--limit",
+                host,
+                "-e",
+                json.dumps(variables),
+            ],
+            stdout=output,
+            stderr=subprocess.STDOUT,
+            check=False,
+        )
+    if done.returncode != 0:
+        raise TargetError(f"converging {host} with {variables} failed: see {log}")
+    print(
+        f"{host}: converged with {json.dumps(variables)} in {time.monotonic() - began:.0f} s",
+        flush=True,
+    )
+
+
+def command_variants(args: argparse.Namespace) -> int:
+    """Each shipped setting against the appliance without it, alternating, same scenario."""
+    plan = tomllib.loads(args.plan.read_text())
+    variants = plan["variant"]
+    target = parse_target(args.target[0], args)
+    check_destination(target.host, args.allow_remote)
+    host = args.target[0].partition(":")[2]
+    results = []
+    try:
+        for round_number in range(1, args.repeat + 1):
+            for variant in variants:
+                converge(args.inventory, host, variant.get("vars", {}))
+                chosen = scenario.load(
+                    plan["scenario"], {**overrides(args.set), **variant.get("set", {})}
+                )
+                label = f"{variant['name']} #{round_number}"
+                results.append(measure(target, chosen, args, label))
+    finally:
+        converge(args.inventory, host, {})
+        if not args.keep_accounts:
+            remove_accounts(target, args.state)
+    chosen = scenario.load(plan["scenario"], overrides(args.set))
+    return finish(results, chosen, args, report.medians(results))
+
+
+def command_accounts(args: argparse.Namespace) -> int:
+    for spec in args.target:
+        target = parse_target(spec, args)
+        if args.action == "create":
+            ensure_accounts(target, args.count, args.state)
+        else:
+            remove_accounts(target, args.state)
+    return 0
+
+
+def command_scenarios(_args: argparse.Namespace) -> int:
+    for path in sorted(scenario.SCENARIOS.glob("*.toml")):
+        loaded = scenario.load(str(path))
+        print(f"{loaded.name:<14} {loaded.description}")
+    return 0
+
+
+def parser() -> argparse.ArgumentParser:
+    top = argparse.ArgumentParser(prog="pi_im_bench", description=__doc__)
+    sub = top.add_subparsers(dest="command", required=True)
+
+    def target_options(p: argparse.ArgumentParser) -> None:
+        p.add_argument(
+            "--target",
+            action="append",
+            required=True,
+            help="docker:CONTAINER or ssh:USER@HOST[:PORT]; repeat to compare",
+        )
+        p.add_argument("--xmpp", help="HOST:PORT of XMPP for an ssh target (default HOST:5222)")
+        p.add_argument("--identity", help="ssh private key for an ssh target")
+        p.add_argument(
+            "--state",
+            type=Path,
+            default=REPO / ".cache" / "bench",
+            help="where account passwords are kept on this machine",
+        )
+
+    run = sub.add_parser("run", help="run a scenario against one or more targets")
+    run.add_argument("scenario", help="name in bench/scenarios/ or a path to a .toml file")
+    target_options(run)
+    run.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="TABLE.KEY=VALUE",
+        help="override a scenario setting, e.g. login.sessions=50",
+    )
+    run.add_argument(
+        "--allow-remote",
+        action="store_true",
+        help="allow an address that is neither loopback nor a local container",
+    )
+    run.add_argument("--cafile", help="verify the server certificate against this file")
+    run.add_argument(
+        "--client-cpus",
+        type=lambda s: [int(c) for c in s.split(",")],
+        help="pin the load generator to these CPUs (e.g. 1), away from the server",
+    )
+    run.add_argument("--out", type=Path, help="directory for result.json, summary.md, timeline.png")
+    run.add_argument(
+        "--no-restart",
+        dest="restart",
+        action="store_false",
+        help="measure the server as it is (default: restart it first)",
+    )
+    run.add_argument(
+        "--keep-accounts",
+        action="store_true",
+        help="leave the benchmark accounts on the target for the next run",
+    )
+    run.set_defaults(func=command_run)
+
+    accounts = sub.add_parser("accounts", help="create or remove benchmark accounts in bulk")
+    accounts.add_argument("action", choices=["create", "remove"])
+    accounts.add_argument("--count", type=int, default=4000)
+    target_options(accounts)
+    accounts.set_defaults(func=command_accounts)
+
+    variants = sub.add_parser(
+        "variants", help="the appliance with and without each tuning setting (bench/tuning.toml)"
+    )
+    variants.add_argument("plan", type=Path, help="a TOML file: scenario and [[variant]] tables")
+    target_options(variants)
+    variants.add_argument(
+        "--inventory", type=Path, default=REPO / "inventory" / "demo" / "hosts.yml"
+    )
+    variants.add_argument("--repeat", type=int, default=2, help="rounds over all variants")
+    variants.add_argument("--set", action="append", default=[], metavar="TABLE.KEY=VALUE")
+    variants.add_argument("--allow-remote", action="store_true")
+    variants.add_argument("--cafile")
+    variants.add_argument("--client-cpus", type=lambda s: [int(c) for c in s.split(",")])
+    variants.add_argument("--out", type=Path)
+    variants.add_argument("--keep-accounts", action="store_true")
+    variants.set_defaults(func=command_variants, restart=True)
+
+    listing = sub.add_parser("scenarios", help="list the scenarios")
+    listing.set_defaults(func=command_scenarios)
+    return top
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except (scenario.ScenarioError, TargetError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("\ninterrupted", file=sys.stderr)
+        return 130

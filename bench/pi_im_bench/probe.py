@@ -1,0 +1,119 @@
+"""Server-side sampler, run ON the target (`python3 - ARGS` with this file on stdin).
+
+Standard library only, because it runs wherever the server runs. Prints one JSON line
+per interval: the server process's resident memory and CPU seconds and, for ejabberd,
+the Erlang VM's own memory split (erl_call), until the time bound or a broken pipe.
+"""
+
+import json
+import os
+import re
+import subprocess
+import sys
+import time
+
+PATTERNS = {
+    "ejabberd": re.compile(r"beam\.smp.*-sname ejabberd"),
+    "prosody": re.compile(r"lua.*prosody"),
+}
+ERL_CALL = "/usr/lib/erlang/bin/erl_call"
+
+
+def find_server(kind):
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            with open(f"/proc/{pid}/cmdline", "rb") as f:
+                cmdline = f.read().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:
+            continue
+        kinds = PATTERNS if kind == "auto" else {kind: PATTERNS[kind]}
+        for name, pattern in kinds.items():
+            if pattern.search(cmdline):
+                return name, int(pid), cmdline
+    return None, None, ""
+
+
+def status(pid):
+    fields = {}
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            key, _, value = line.partition(":")
+            fields[key] = value.strip()
+    return fields
+
+
+def cpu_seconds(pid):
+    with open(f"/proc/{pid}/stat") as f:
+        stat = f.read()
+    parts = stat[stat.rindex(")") + 2 :].split()
+    return (int(parts[11]) + int(parts[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def erlang_memory(cmdline):
+    node = re.search(r"-sname (\S+)", cmdline)
+    if node is None or not os.path.exists(ERL_CALL):
+        return None
+    try:
+        with open("/var/lib/ejabberd/.erlang.cookie") as f:
+            cookie = f.read().strip()
+        out = subprocess.run(
+            [ERL_CALL, "-sname", node.group(1), "-c", cookie, "-a", "erlang memory"],
+            capture_output=True,
+            text=True,
+            timeout=5,
+        ).stdout
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return {k: int(v) for k, v in re.findall(r"\{(\w+),\s*(\d+)\}", out)} or None
+
+
+def info(kind, pid, cmdline):
+    fields = status(pid)
+    with open(f"/proc/{pid}/limits") as f:
+        limits = f.read()
+    nofile = re.search(r"Max open files\s+(\S+)", limits)
+    return {
+        "type": "info",
+        "server": kind,
+        "pid": pid,
+        "cmdline": cmdline[:2000],
+        "cpus_allowed": fields.get("Cpus_allowed_list"),
+        "nofile": nofile.group(1) if nofile else None,
+        "online_cpus": os.cpu_count(),
+        "kernel": os.uname().release,
+        "machine": os.uname().machine,
+    }
+
+
+def main():
+    kind = sys.argv[1] if len(sys.argv) > 1 else "auto"
+    seconds = float(sys.argv[2]) if len(sys.argv) > 2 else 600
+    interval = float(sys.argv[3]) if len(sys.argv) > 3 else 1.0
+    deadline = time.monotonic() + seconds
+    found, pid, cmdline = find_server(kind)
+    if pid is None:
+        print(json.dumps({"type": "error", "error": f"no {kind} server process"}), flush=True)
+        return 1
+    print(json.dumps(info(found, pid, cmdline)), flush=True)
+    while time.monotonic() < deadline:
+        try:
+            sample = {
+                "type": "sample",
+                "rss_kb": int(status(pid)["VmRSS"].split()[0]),
+                "cpu_s": cpu_seconds(pid),
+            }
+        except (OSError, KeyError):
+            print(json.dumps({"type": "error", "error": "server process went away"}), flush=True)
+            return 1
+        if found == "ejabberd":
+            sample["erlang"] = erlang_memory(cmdline)
+        try:
+            print(json.dumps(sample), flush=True)
+        except BrokenPipeError:
+            return 0
+        time.sleep(interval)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,263 @@
+"""One load-generating process: a slice of the sessions, driven by the coordinator.
+
+Processes, not threads: each holds at most a few thousand sockets, far from the machine's
+20,000 descriptors per process, and gets a core of its own when there is one.
+Protocol on the pipe (dicts): coordinator -> worker `grow`, `traffic`, `stop`;
+worker -> coordinator a `tick` every second and a `final` before exiting.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+import os
+import random
+import resource
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from multiprocessing.connection import Connection
+from typing import Any
+
+from .accounts import Account, account_name
+from .scram import SaltedPasswordCache
+from .xmpp import Endpoint, Session, SessionError, client_tls_context
+
+TICK_SECONDS = 1.0
+SEND_INTERVAL = 0.01  # messages go out in 10 ms batches: smooth enough at 1,000/s
+
+
+@dataclass
+class WorkerSpec:
+    index: int
+    workers: int
+    host: str
+    port: int
+    domain: str
+    mechanism: str | None
+    cafile: str | None
+    accounts: list[Account]
+    cpus: list[int] | None = None
+    resource_name: str = "bench"
+    roster: bool = True
+    run_id: int = 0
+
+
+@dataclass
+class Counters:
+    up: int = 0
+    logins_failed: Counter[str] = field(default_factory=Counter)
+    dropped: Counter[str] = field(default_factory=Counter)
+    sent: int = 0
+    received: int = 0
+    duplicates: int = 0
+    stale: int = 0
+    send_errors: int = 0
+    latencies_ms: list[float] = field(default_factory=list)
+    login_ms: list[float] = field(default_factory=list)
+
+    def drain_samples(self) -> tuple[list[float], list[float]]:
+        latencies, logins = self.latencies_ms, self.login_ms
+        self.latencies_ms, self.login_ms = [], []
+        return latencies, logins
+
+
+class Worker:
+    def __init__(self, spec: WorkerSpec, pipe: Connection):
+        self.spec = spec
+        self.pipe = pipe
+        self.endpoint = Endpoint(
+            spec.host, spec.port, spec.domain, client_tls_context(spec.cafile), spec.mechanism
+        )
+        self.cache = SaltedPasswordCache()
+        for account in spec.accounts:
+            if account.salted is not None:
+                self.cache.put(
+                    account.digest,
+                    account.password,
+                    account.salt,
+                    account.iterations,
+                    account.salted,
+                )
+        self.by_index = {account.index: account for account in spec.accounts}
+        self.sessions: dict[int, Session] = {}
+        self.up: list[int] = []  # indices of logged-in sessions, to pick senders from
+        self.counters = Counters()
+        self.seen: set[tuple[int, int]] = set()
+        self.received_from: Counter[int] = Counter()
+        self.sequence = 0
+        self.rate = 0.0
+        self.message_bytes = 0
+        self.recipients = 0
+        self.stopping = asyncio.Event()
+        self.logins: set[asyncio.Task[None]] = set()
+
+    # -- commands ------------------------------------------------------------------------
+
+    def on_command(self) -> None:
+        while self.pipe.poll():
+            command: dict[str, Any] = self.pipe.recv()
+            op = command["op"]
+            if op == "grow":
+                task = asyncio.get_running_loop().create_task(
+                    self.grow(command["indices"], command["rate"], command["pending"])
+                )
+                self.logins.add(task)
+                task.add_done_callback(self.logins.discard)
+            elif op == "traffic":
+                self.rate = command["rate"]
+                self.message_bytes = command["bytes"]
+                self.recipients = command["recipients"]
+                # Counts as of this command: the coordinator waits for them to close a window.
+                self.pipe.send(self.snapshot("ack"))
+            elif op == "stop":
+                self.stopping.set()
+
+    async def grow(self, indices: list[int], rate: float, pending: int) -> None:
+        """Log in the given sessions at `rate` per second, at most `pending` at a time."""
+        gate = asyncio.Semaphore(pending)
+        started = time.monotonic()
+        tasks = []
+        for n, index in enumerate(indices):
+            if self.stopping.is_set():
+                break
+            delay = started + n / rate - time.monotonic()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            await gate.acquire()
+            tasks.append(asyncio.create_task(self.login(index, gate)))
+        await asyncio.gather(*tasks)
+        # Thousands of long-lived sessions: a full collection of them would stall the loop
+        # for tens of ms and be measured as server latency. Park them out of the collector.
+        gc.collect()
+        gc.freeze()
+
+    async def login(self, index: int, gate: asyncio.Semaphore) -> None:
+        account = self.by_index[index]
+        session = Session(self.endpoint, account.name, account.password, self.cache)
+        session.on_message = self.on_message
+        session.on_closed = self.on_closed
+        began = time.monotonic()
+        try:
+            await asyncio.wait_for(session.login(self.spec.resource_name, self.spec.roster), 60)
+        except (SessionError, TimeoutError) as error:
+            kind = error.kind if isinstance(error, SessionError) else "timeout"
+            self.counters.logins_failed[kind] += 1
+            session.abort()
+            return
+        finally:
+            gate.release()
+        self.counters.login_ms.append((time.monotonic() - began) * 1000)
+        self.sessions[index] = session
+        self.up.append(index)
+        self.counters.up += 1
+
+    def on_closed(self, session: Session, error: SessionError | None) -> None:
+        for index, known in list(self.sessions.items()):
+            if known is session:
+                del self.sessions[index]
+                self.up.remove(index)
+                self.counters.up -= 1
+        self.counters.dropped[error.kind if error else "dropped"] += 1
+
+    # -- traffic -------------------------------------------------------------------------
+
+    def on_message(self, body: str, received_ns: int) -> None:
+        try:
+            run_id, origin, sender, sequence = (int(part) for part in body.split(" ", 4)[:4])
+        except ValueError:
+            return  # not ours (a server announcement, say)
+        if run_id != self.spec.run_id:
+            self.counters.stale += 1  # left from an earlier run (offline storage)
+            return
+        key = (sender, sequence)
+        if key in self.seen:
+            self.counters.duplicates += 1
+            return
+        self.seen.add(key)
+        self.received_from[sender] += 1
+        self.counters.received += 1
+        self.counters.latencies_ms.append((received_ns - origin) / 1e6)
+
+    async def send_loop(self) -> None:
+        owed = 0.0
+        last = time.monotonic()
+        while not self.stopping.is_set():
+            await asyncio.sleep(SEND_INTERVAL)
+            now = time.monotonic()
+            owed += self.rate * (now - last)
+            last = now
+            if self.rate <= 0 or not self.up or self.recipients < 2:
+                owed = 0.0
+                continue
+            while owed >= 1:
+                owed -= 1
+                self.send_one()
+
+    def send_one(self) -> None:
+        index = random.choice(self.up)
+        session = self.sessions[index]
+        recipient = random.randrange(self.recipients - 1)
+        recipient += recipient >= index  # anyone but oneself
+        self.sequence += 1
+        head = f"{self.spec.run_id} {time.monotonic_ns()} {self.spec.index} {self.sequence} "
+        body = head + "x" * max(0, self.message_bytes - len(head))
+        to = f"{account_name(recipient)}@{self.spec.domain}/{self.spec.resource_name}"
+        try:
+            session.send_chat(to, body, f"m{self.spec.index}-{self.sequence}")
+            self.counters.sent += 1
+        except SessionError:
+            self.counters.send_errors += 1
+
+    # -- reporting -----------------------------------------------------------------------
+
+    def snapshot(self, kind: str) -> dict[str, Any]:
+        latencies, logins = self.counters.drain_samples()
+        counters = self.counters
+        report: dict[str, Any] = {
+            "kind": kind,
+            "worker": self.spec.index,
+            "up": counters.up,
+            "logins_failed": dict(counters.logins_failed),
+            "dropped": dict(counters.dropped),
+            "sent": counters.sent,
+            "received": counters.received,
+            "duplicates": counters.duplicates,
+            "stale": counters.stale,
+            "send_errors": counters.send_errors,
+            "latencies_ms": latencies,
+            "login_ms": logins,
+            "salted_computed": self.cache.computed,
+            "cpu_s": time.process_time(),
+        }
+        if kind == "final":
+            report["received_from"] = dict(self.received_from)
+        return report
+
+    async def tick_loop(self) -> None:
+        while not self.stopping.is_set():
+            await asyncio.sleep(TICK_SECONDS)
+            self.pipe.send(self.snapshot("tick"))
+
+    async def run(self) -> None:
+        loop = asyncio.get_running_loop()
+        loop.add_reader(self.pipe.fileno(), self.on_command)
+        ticks = loop.create_task(self.tick_loop())
+        sending = loop.create_task(self.send_loop())
+        await self.stopping.wait()
+        for task in list(self.logins):
+            task.cancel()
+        self.rate = 0
+        await asyncio.gather(ticks, sending, return_exceptions=True)
+        await asyncio.gather(*(s.close() for s in self.sessions.values()), return_exceptions=True)
+        loop.remove_reader(self.pipe.fileno())
+        self.pipe.send(self.snapshot("final"))
+
+
+def main(spec: WorkerSpec, pipe: Connection) -> None:
+    """Process entry point."""
+    _soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    if spec.cpus:
+        os.sched_setaffinity(0, spec.cpus)
+    asyncio.run(Worker(spec, pipe).run())

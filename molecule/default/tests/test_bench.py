@@ -1,0 +1,120 @@
+"""The load generator (bench/) against the appliance: a small real run end to end, and its
+bulk account path refusing what is not its own. The full benchmark is `make bench`."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from conftest import DOMAIN, api
+
+
+def bench(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "pi_im_bench", *args],
+        capture_output=True,
+        text=True,
+        input=stdin,
+        timeout=600,
+    )
+
+
+@pytest.fixture(scope="module")
+def smoke(container: str, tmp_path_factory: pytest.TempPathFactory) -> dict:
+    out = tmp_path_factory.mktemp("bench")
+    done = bench(
+        "run",
+        "smoke-50",
+        "--target",
+        f"docker:{container}",
+        "--out",
+        str(out),
+        "--state",
+        str(out / "state"),
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    return {
+        "result": json.loads((out / "result.json").read_text()),
+        "out": out,
+        "stdout": done.stdout,
+    }
+
+
+def test_every_session_logged_in_and_every_message_arrived(smoke: dict) -> None:
+    (step,) = smoke["result"]["steps"]
+    assert step["sessions_up"] == 50
+    assert step["login_failures"] == {}
+    assert step["dropped"] == {}
+    assert step["sent"] > 0
+    assert step["received"] == step["sent"]
+    assert step["lost"] == 0
+    assert step["latency_ms"]["count"] == step["sent"]
+    assert step["verdict"] == "ok"
+
+
+def test_server_was_sampled_on_the_device(smoke: dict) -> None:
+    result = smoke["result"]
+    assert result["server"]["server"] == "ejabberd"
+    assert result["server"]["cmdline"].count("-sname ejabberd") == 1
+    samples = [p for p in result["timeline"] if p["server_rss_kb"]]
+    assert samples, "no server-side sample"
+    assert all(p["erlang_total"] for p in samples), "Erlang memory not read through erl_call"
+    (step,) = result["steps"]
+    assert step["rss_after_login_kb"] > step["rss_baseline_kb"]
+
+
+def test_reports_are_written(smoke: dict) -> None:
+    out: Path = smoke["out"]
+    summary = (out / "summary.md").read_text()
+    assert "| 50/50 |" in summary
+    assert (out / "timeline.png").read_bytes().startswith(b"\x89PNG")
+    assert "benchmark accounts removed" in smoke["stdout"]
+
+
+def test_accounts_are_gone_after_the_run(host, smoke: dict) -> None:
+    info = json.loads(host.check_output("pi-im-bench-accounts info"))
+    assert info["accounts"] == 0
+    users = api(host, "registered_users", {"host": DOMAIN})
+    assert not [u for u in users if u.startswith("bench-")]
+
+
+def test_helper_refuses_an_account_it_did_not_make(host) -> None:
+    api(host, "register", {"user": "bench-99999", "host": DOMAIN, "password": "not-ours-1"})
+    try:
+        row = json.dumps(
+            {
+                "user": "bench-99999",
+                "stored_key": "a",
+                "server_key": "b",
+                "salt": "c",
+                "iterations": 4096,
+            }
+        )
+        done = host.run(f"echo '{row}' | pi-im-bench-accounts create")
+        assert done.rc != 0
+        assert "was not made by this tool" in done.stderr
+        assert api(host, "check_account", {"user": "bench-99999", "host": DOMAIN}) == 0
+        removed = json.loads(host.check_output("pi-im-bench-accounts remove"))
+        assert removed == {"removed": 0}
+        assert api(host, "check_account", {"user": "bench-99999", "host": DOMAIN}) == 0
+    finally:
+        api(host, "unregister", {"user": "bench-99999", "host": DOMAIN})
+
+
+def test_helper_refuses_names_outside_its_namespace(host) -> None:
+    row = json.dumps(
+        {"user": "admin", "stored_key": "a", "server_key": "b", "salt": "c", "iterations": 4096}
+    )
+    done = host.run(f"echo '{row}' | pi-im-bench-accounts create")
+    assert done.rc != 0
+    assert "not a benchmark name" in done.stderr
+
+
+def test_traffic_only_goes_to_loopback_or_local_containers() -> None:
+    done = bench("run", "smoke-50", "--target", "ssh:pi@192.0.2.10", "--xmpp", "192.0.2.10:5222")
+    assert done.returncode == 2
+    assert "neither loopback nor a container on this machine" in done.stderr
