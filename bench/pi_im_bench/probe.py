@@ -17,6 +17,11 @@ PATTERNS = {
     "prosody": re.compile(r"lua.*prosody"),
 }
 ERL_CALL = "/usr/lib/erlang/bin/erl_call"
+# The VM's memory split, and how many ports and processes it holds (sized by ejabberdctl.cfg).
+ERLANG_QUERY = (
+    "[{port_count, erlang:system_info(port_count)},"
+    " {process_count, erlang:system_info(process_count)} | erlang:memory()].\n"
+)
 
 
 def find_server(kind):
@@ -57,7 +62,8 @@ def erlang_memory(cmdline):
         with open("/var/lib/ejabberd/.erlang.cookie") as f:
             cookie = f.read().strip()
         out = subprocess.run(
-            [ERL_CALL, "-sname", node.group(1), "-c", cookie, "-a", "erlang memory"],
+            [ERL_CALL, "-sname", node.group(1), "-c", cookie, "-e"],
+            input=ERLANG_QUERY,
             capture_output=True,
             text=True,
             timeout=5,

@@ -20,7 +20,11 @@ class ServerSample:
     at: float  # controller's monotonic clock
     rss_kb: int
     cpu_s: float
-    erlang_total: int | None
+    erlang: dict[str, int] | None  # erlang:memory() split, port_count, process_count
+
+    @property
+    def erlang_total(self) -> int | None:
+        return self.erlang.get("total") if self.erlang else None
 
 
 @dataclass
@@ -56,10 +60,9 @@ class Probe:
             elif record["type"] == "error":
                 self.error = record["error"]
             else:
-                erlang = record.get("erlang") or {}
                 self.samples.append(
                     ServerSample(
-                        time.monotonic(), record["rss_kb"], record["cpu_s"], erlang.get("total")
+                        time.monotonic(), record["rss_kb"], record["cpu_s"], record.get("erlang")
                     )
                 )
 

@@ -35,7 +35,7 @@ class StepResult:
     rss_baseline_kb: int
     rss_after_login_kb: int
     rss_per_session_kb: float | None
-    erlang_total_after_login: int | None
+    erlang_after_login: dict[str, int] | None
     messages_per_second: float
     traffic_seconds: float
     sent: int
@@ -173,6 +173,8 @@ class Coordinator:
             "server_rss_kb": server.rss_kb,
             "server_cpu_s": server.cpu_s,
             "erlang_total": server.erlang_total,
+            "erlang_ports": (server.erlang or {}).get("port_count"),
+            "erlang_processes": (server.erlang or {}).get("process_count"),
         }
         self.window = []
         self.timeline.append(point)
@@ -286,7 +288,7 @@ class Coordinator:
             rss_baseline_kb=baseline.rss_kb,
             rss_after_login_kb=after_idle.rss_kb,
             rss_per_session_kb=round(rss_gain / up, 1) if up else None,
-            erlang_total_after_login=after_idle.erlang_total,
+            erlang_after_login=after_idle.erlang,
             messages_per_second=step.messages_per_second,
             traffic_seconds=round(traffic_wall, 2),
             sent=sent,

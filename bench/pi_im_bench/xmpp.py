@@ -70,10 +70,11 @@ class StreamReader:
     def feed(self, data: bytes) -> list[ET.Element]:
         try:
             self._parser.feed(data)
+            events = list(self._parser.read_events())  # parse errors surface here
         except ET.ParseError as error:
             raise SessionError("xml", str(error)) from error
         stanzas = []
-        for event, element in self._parser.read_events():
+        for event, element in events:
             if event == "start":
                 self._depth += 1
                 if self._depth == 1:
