@@ -40,8 +40,6 @@ def parse_target(spec: str, args: argparse.Namespace) -> Target:
 
 def overrides(pairs: list[str]) -> dict[str, Any]:
     """--set login.sessions=50 → {"login.sessions": 50} (values read as TOML)."""
-    import tomllib
-
     result = {}
     for pair in pairs:
         key, sep, value = pair.partition("=")

@@ -56,6 +56,7 @@ class RunResult:
     target: str
     server: dict[str, Any]
     generator: dict[str, Any]
+    baseline: dict[str, Any] = field(default_factory=dict)  # the server before any session
     steps: list[StepResult] = field(default_factory=list)
     timeline: list[dict[str, Any]] = field(default_factory=list)
     stopped_because: str = ""
@@ -82,6 +83,7 @@ class Coordinator:
         count = math.ceil(scenario.max_sessions / scenario.sessions_per_worker)
         self.workers: list[multiprocessing.process.BaseProcess] = []
         self.pipes: list[Connection] = []
+        self.gone: set[Connection] = set()
         self.assigned: list[int] = [0] * count
         self.latest: dict[int, dict[str, Any]] = {}
         self.finals: dict[int, dict[str, Any]] = {}
@@ -139,11 +141,12 @@ class Coordinator:
             now = time.monotonic()
             if now >= end:
                 return False
-            for pipe in wait(self.pipes, timeout=min(0.2, end - now)):
+            alive = [pipe for pipe in self.pipes if pipe not in self.gone]
+            for pipe in wait(alive, timeout=min(0.2, end - now)):
                 try:
-                    report = pipe.recv()
+                    report = pipe.recv()  # type: ignore[union-attr]
                 except EOFError:
-                    self.pipes.remove(pipe)  # type: ignore[arg-type]
+                    self.gone.add(pipe)  # a worker died: its last counts stand
                     continue
                 self.latest[report["worker"]] = report
                 self.window.extend(report["latencies_ms"])
@@ -205,7 +208,7 @@ class Coordinator:
     def send(self, message_for: Any) -> None:
         for index, pipe in enumerate(self.pipes):
             message = message_for(index)
-            if message is not None:
+            if message is not None and pipe not in self.gone:
                 pipe.send(message)
 
     # -- steps ---------------------------------------------------------------------------
@@ -263,7 +266,7 @@ class Coordinator:
             self.pump(step.seconds)
             acks = self.acks
             self.send(lambda _i: {"op": "traffic", "rate": 0, "bytes": 0, "recipients": 0})
-            self.pump(10, lambda: self.acks >= acks + len(self.pipes))
+            self.pump(10, lambda: self.acks >= acks + len(self.pipes) - len(self.gone))
             sent = self.total("sent") - sent_before
             self.pump(
                 scenario.drain_seconds, lambda: self.total("received") - received_before >= sent
@@ -318,7 +321,7 @@ class Coordinator:
 
     def stop(self) -> None:
         self.send(lambda _i: {"op": "stop"})
-        self.pump(30, lambda: len(self.finals) == len(self.workers))
+        self.pump(30, lambda: len(self.finals) + len(self.gone) >= len(self.workers))
         for process in self.workers:
             process.join(10)
             if process.is_alive():
@@ -351,6 +354,7 @@ def execute(
             "domain": domain,
             "target": target.notes,
         },
+        baseline={"rss_kb": baseline.rss_kb, "cpu_s": baseline.cpu_s, "erlang": baseline.erlang},
     )
     try:
         for number, step in enumerate(scenario.steps, 1):
