@@ -64,7 +64,8 @@ def test_no_secret_in_the_repository(values: dict[str, str]) -> None:
     for name, value in values.items():
         # Tracked and untracked files, not what .gitignore keeps out (.venv, build output).
         found = subprocess.run(
-            ["git", "-C", str(REPO), "grep", "--untracked", "-lF", value],
+            # -e: a generated password may begin with "-" and must not read as an option.
+            ["git", "-C", str(REPO), "grep", "--untracked", "-lF", "-e", value],
             capture_output=True,
             text=True,
             check=False,
