@@ -71,7 +71,7 @@ def manifest_for(target: Target, info: dict[str, Any], state: Path) -> Manifest:
     return manifest
 
 
-def ensure_accounts(target: Target, count: int, state: Path) -> Manifest:
+def ensure_accounts(target: Target, count: int, state: Path) -> tuple[Manifest, dict[str, Any]]:
     info = helper_info(target)
     manifest = manifest_for(target, info, state)
     missing = manifest.missing(count)
@@ -88,7 +88,7 @@ def ensure_accounts(target: Target, count: int, state: Path) -> Manifest:
             f"({len(made) / took:,.0f}/s)",
             flush=True,
         )
-    return manifest
+    return manifest, info
 
 
 def remove_accounts(target: Target, state: Path) -> None:
@@ -102,8 +102,7 @@ def measure(
     target: Target, chosen: scenario.Scenario, args: argparse.Namespace, label: str | None = None
 ) -> dict[str, Any]:
     """One scenario against one target, from a clean and idle server; accounts stay."""
-    manifest = ensure_accounts(target, chosen.max_sessions, args.state)
-    info = helper_info(target)
+    manifest, info = ensure_accounts(target, chosen.max_sessions, args.state)
     target.run([HELPER, "clean"])
     if args.restart:
         # A fresh server: memory is not returned after clients leave, and an earlier
@@ -252,39 +251,45 @@ def parser() -> argparse.ArgumentParser:
             help="where account passwords are kept on this machine",
         )
 
+    def measuring_options(p: argparse.ArgumentParser) -> None:
+        """What `run` and `variants` share: how a scenario is measured."""
+        target_options(p)
+        p.add_argument(
+            "--set",
+            action="append",
+            default=[],
+            metavar="TABLE.KEY=VALUE",
+            help="override a scenario setting, e.g. login.sessions=50",
+        )
+        p.add_argument(
+            "--allow-remote",
+            action="store_true",
+            help="allow an address that is neither loopback nor a local container",
+        )
+        p.add_argument("--cafile", help="verify the server certificate against this file")
+        p.add_argument(
+            "--client-cpus",
+            type=lambda s: [int(c) for c in s.split(",")],
+            help="pin the load generator to these CPUs (e.g. 1), away from the server",
+        )
+        p.add_argument(
+            "--out", type=Path, help="directory for result.json, summary.md, timeline.png"
+        )
+        p.add_argument(
+            "--no-restart",
+            dest="restart",
+            action="store_false",
+            help="measure the server as it is (default: restart it first)",
+        )
+        p.add_argument(
+            "--keep-accounts",
+            action="store_true",
+            help="leave the benchmark accounts on the target for the next run",
+        )
+
     run = sub.add_parser("run", help="run a scenario against one or more targets")
     run.add_argument("scenario", help="name in bench/scenarios/ or a path to a .toml file")
-    target_options(run)
-    run.add_argument(
-        "--set",
-        action="append",
-        default=[],
-        metavar="TABLE.KEY=VALUE",
-        help="override a scenario setting, e.g. login.sessions=50",
-    )
-    run.add_argument(
-        "--allow-remote",
-        action="store_true",
-        help="allow an address that is neither loopback nor a local container",
-    )
-    run.add_argument("--cafile", help="verify the server certificate against this file")
-    run.add_argument(
-        "--client-cpus",
-        type=lambda s: [int(c) for c in s.split(",")],
-        help="pin the load generator to these CPUs (e.g. 1), away from the server",
-    )
-    run.add_argument("--out", type=Path, help="directory for result.json, summary.md, timeline.png")
-    run.add_argument(
-        "--no-restart",
-        dest="restart",
-        action="store_false",
-        help="measure the server as it is (default: restart it first)",
-    )
-    run.add_argument(
-        "--keep-accounts",
-        action="store_true",
-        help="leave the benchmark accounts on the target for the next run",
-    )
+    measuring_options(run)
     run.set_defaults(func=command_run)
 
     accounts = sub.add_parser("accounts", help="create or remove benchmark accounts in bulk")
@@ -297,18 +302,12 @@ def parser() -> argparse.ArgumentParser:
         "variants", help="the appliance with and without each tuning setting (bench/tuning.toml)"
     )
     variants.add_argument("plan", type=Path, help="a TOML file: scenario and [[variant]] tables")
-    target_options(variants)
+    measuring_options(variants)
     variants.add_argument(
         "--inventory", type=Path, default=REPO / "inventory" / "demo" / "hosts.yml"
     )
     variants.add_argument("--repeat", type=int, default=2, help="rounds over all variants")
-    variants.add_argument("--set", action="append", default=[], metavar="TABLE.KEY=VALUE")
-    variants.add_argument("--allow-remote", action="store_true")
-    variants.add_argument("--cafile")
-    variants.add_argument("--client-cpus", type=lambda s: [int(c) for c in s.split(",")])
-    variants.add_argument("--out", type=Path)
-    variants.add_argument("--keep-accounts", action="store_true")
-    variants.set_defaults(func=command_variants, restart=True)
+    variants.set_defaults(func=command_variants)
 
     listing = sub.add_parser("scenarios", help="list the scenarios")
     listing.set_defaults(func=command_scenarios)

@@ -132,6 +132,12 @@ class Coordinator:
             counts.update(report[key])
         return counts
 
+    def failures(self) -> int:
+        """Logins that failed plus sessions the server dropped, all workers."""
+        return sum(self.total_counter("logins_failed").values()) + sum(
+            self.total_counter("dropped").values()
+        )
+
     def pump(self, seconds: float, until: Any = None) -> bool:
         """Handle worker reports for up to `seconds`; True if `until()` became true."""
         end = min(time.monotonic() + seconds, self.deadline)
@@ -219,7 +225,7 @@ class Coordinator:
         self.step_label = f"step {number}/{len(scenario.steps)}"
         current = sum(self.assigned)
         new = range(current, step.sessions)
-        failed_before = sum(self.total_counter("logins_failed").values())
+        failed_before = self.failures()
         login_mark = len(self.logins)
         before = self.probe.latest()
         began = time.monotonic()
@@ -239,8 +245,9 @@ class Coordinator:
         self.send(indices)
 
         def settled() -> bool:
-            failed = sum(self.total_counter("logins_failed").values()) - failed_before
-            return self.total("up") + failed >= step.sessions
+            # Sessions the server dropped count too: otherwise a crash mid-step would wait
+            # for the time bound.
+            return self.total("up") + self.failures() - failed_before >= step.sessions
 
         all_up = self.pump(self.deadline - time.monotonic(), settled)
         login_wall = time.monotonic() - began if all_up else None
