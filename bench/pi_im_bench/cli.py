@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
+import statistics
 import subprocess
 import sys
 import time
@@ -12,7 +14,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from . import report, scenario
+from . import netpath, report, scenario, vanish
 from .accounts import Manifest, derive_accounts, helper_rows
 from .probe_reader import Probe
 from .run import execute
@@ -33,7 +35,12 @@ def parse_target(spec: str, args: argparse.Namespace) -> Target:
         if not xmpp_host:
             xmpp_host = destination.rpartition("@")[2]
         return ssh_target(
-            destination, int(port or 22), xmpp_host, int(xmpp_port or 5222), args.identity
+            destination,
+            int(port or 22),
+            xmpp_host,
+            int(xmpp_port or 5222),
+            args.identity,
+            args.known_hosts,
         )
     raise TargetError(f"target {spec!r}: use docker:CONTAINER or ssh:USER@HOST[:PORT]")
 
@@ -214,6 +221,63 @@ def command_variants(args: argparse.Namespace) -> int:
     return finish(results, chosen, args, report.medians(results))
 
 
+def command_vanish(args: argparse.Namespace) -> int:
+    """How long a client that vanished without a word still shows online (vanish.py)."""
+    target = parse_target(args.target[0], args)
+    check_destination(target.host, args.allow_remote)
+    manifest, info = ensure_accounts(target, 1, args.state)
+    if info["server"] != "ejabberd":
+        raise TargetError(f"{target.name}: vanish asks ejabberd for the session")
+    try:
+        result = asyncio.run(
+            vanish.measure_vanish(
+                target,
+                info["domain"],
+                manifest.accounts[0],
+                args.cafile,
+                args.device_port,
+                args.limit,
+            )
+        )
+    finally:
+        if not args.keep_accounts:
+            remove_accounts(target, args.state)
+    k = result.keepalive
+    settings = (
+        f"keepalive {k['tcp_keepalive_time']} + {k['tcp_keepalive_intvl']} x "
+        f"{k['tcp_keepalive_probes']} = {result.predicted} s"
+    )
+    if result.seconds is None:
+        print(f"{target.name}: {settings}; still online after {args.limit:.0f} s")
+        return 1
+    print(f"{target.name}: {settings}; the server ended the session after {result.seconds:.0f} s")
+    return 0
+
+
+def command_netpath(args: argparse.Namespace) -> int:
+    """Congestion control and qdisc behind a bloated uplink, on the device (netpath.py)."""
+    target = parse_target(args.target[0], args)
+    script = Path(netpath.__file__).read_bytes()
+    argv = ["python3", "-", str(args.seconds), str(args.rounds)]
+    cases = len(netpath.VARIANTS) * 2  # with and without an upload
+    budget = args.rounds * cases * (args.seconds + 20) + 120
+    records = [json.loads(line) for line in target.run(argv, script, budget).splitlines()]
+    print(f"{target.name}: chat every 50 ms over 10 Mbit/s, 20 ms, a 1,000-packet queue")
+    print("| device | upload beside | chat p50 ms | chat p99 ms | upload Mbit/s | rounds |")
+    print("|---|---|---:|---:|---:|---:|")
+    for variant in dict.fromkeys(r["variant"] for r in records):
+        for bulk in (False, True):
+            mine = [r for r in records if r["variant"] == variant and r["bulk"] == bulk]
+            p50, p99, rate = (
+                statistics.median(r[k] for r in mine) for k in ("p50_ms", "p99_ms", "bulk_mbit_s")
+            )
+            print(
+                f"| {variant} | {'yes' if bulk else 'no'} | {p50:.1f} | {p99:.1f} | "
+                f"{rate:.2f} | {len(mine)} |"
+            )
+    return 0
+
+
 def command_accounts(args: argparse.Namespace) -> int:
     for spec in args.target:
         target = parse_target(spec, args)
@@ -244,11 +308,26 @@ def parser() -> argparse.ArgumentParser:
         )
         p.add_argument("--xmpp", help="HOST:PORT of XMPP for an ssh target (default HOST:5222)")
         p.add_argument("--identity", help="ssh private key for an ssh target")
+        p.add_argument("--known-hosts", help="ssh known_hosts file for an ssh target")
         p.add_argument(
             "--state",
             type=Path,
             default=REPO / ".cache" / "bench",
             help="where account passwords are kept on this machine",
+        )
+
+    def client_options(p: argparse.ArgumentParser) -> None:
+        """What every command that logs clients in shares."""
+        p.add_argument(
+            "--allow-remote",
+            action="store_true",
+            help="allow an address that is neither loopback nor a local container",
+        )
+        p.add_argument("--cafile", help="verify the server certificate against this file")
+        p.add_argument(
+            "--keep-accounts",
+            action="store_true",
+            help="leave the benchmark accounts on the target for the next run",
         )
 
     def measuring_options(p: argparse.ArgumentParser) -> None:
@@ -261,12 +340,7 @@ def parser() -> argparse.ArgumentParser:
             metavar="TABLE.KEY=VALUE",
             help="override a scenario setting, e.g. login.sessions=50",
         )
-        p.add_argument(
-            "--allow-remote",
-            action="store_true",
-            help="allow an address that is neither loopback nor a local container",
-        )
-        p.add_argument("--cafile", help="verify the server certificate against this file")
+        client_options(p)
         p.add_argument(
             "--client-cpus",
             type=lambda s: [int(c) for c in s.split(",")],
@@ -280,11 +354,6 @@ def parser() -> argparse.ArgumentParser:
             dest="restart",
             action="store_false",
             help="measure the server as it is (default: restart it first)",
-        )
-        p.add_argument(
-            "--keep-accounts",
-            action="store_true",
-            help="leave the benchmark accounts on the target for the next run",
         )
 
     run = sub.add_parser("run", help="run a scenario against one or more targets")
@@ -308,6 +377,27 @@ def parser() -> argparse.ArgumentParser:
     )
     variants.add_argument("--repeat", type=int, default=2, help="rounds over all variants")
     variants.set_defaults(func=command_variants)
+
+    vanished = sub.add_parser(
+        "vanish", help="time until a client that vanished without a word shows offline"
+    )
+    target_options(vanished)
+    client_options(vanished)
+    vanished.add_argument(
+        "--device-port", type=int, default=5222, help="the XMPP port on the device itself"
+    )
+    vanished.add_argument(
+        "--limit", type=float, default=3 * 3600, help="give up after this many seconds"
+    )
+    vanished.set_defaults(func=command_vanish)
+
+    netpath = sub.add_parser(
+        "netpath", help="congestion control and qdisc for chat behind a bloated uplink"
+    )
+    target_options(netpath)
+    netpath.add_argument("--seconds", type=float, default=20, help="chat time per case")
+    netpath.add_argument("--rounds", type=int, default=3, help="alternating rounds")
+    netpath.set_defaults(func=command_netpath)
 
     listing = sub.add_parser("scenarios", help="list the scenarios")
     listing.set_defaults(func=command_scenarios)

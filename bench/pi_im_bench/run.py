@@ -97,6 +97,7 @@ class Coordinator:
         self.last_line = 0.0
         self.last_printed = 0.0
         self.acks = 0
+        self.online: dict[int, list[int]] = {}
         self.step_label = ""
         context = multiprocessing.get_context("spawn")
         run_id = random.getrandbits(31)
@@ -162,6 +163,8 @@ class Coordinator:
                     self.finals[report["worker"]] = report
                 elif report["kind"] == "ack":
                     self.acks += 1
+                    if "online" in report:
+                        self.online[report["worker"]] = report["online"]
             if time.monotonic() - self.last_line >= TIMELINE_SECONDS:
                 self.record()
 
@@ -262,17 +265,23 @@ class Coordinator:
         traffic_began = time.monotonic()
         if step.messages_per_second > 0 and step.seconds > 0:
             per_worker = step.messages_per_second / count
+            # Messages go only to accounts online now: one sent to a session that never came
+            # up would be stored offline and counted as lost.
+            acks = self.acks
+            self.send(lambda _i: {"op": "online"})
+            self.pump(10, lambda: self.acks >= acks + len(self.pipes) - len(self.gone))
+            online = sorted(i for indices in self.online.values() for i in indices)
             self.send(
                 lambda _i: {
                     "op": "traffic",
                     "rate": per_worker,
                     "bytes": scenario.message_bytes,
-                    "recipients": step.sessions,
+                    "recipients": online,
                 }
             )
             self.pump(step.seconds)
             acks = self.acks
-            self.send(lambda _i: {"op": "traffic", "rate": 0, "bytes": 0, "recipients": 0})
+            self.send(lambda _i: {"op": "traffic", "rate": 0, "bytes": 0, "recipients": []})
             self.pump(10, lambda: self.acks >= acks + len(self.pipes) - len(self.gone))
             sent = self.total("sent") - sent_before
             self.pump(

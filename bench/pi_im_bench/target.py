@@ -73,11 +73,24 @@ def docker_target(container: str, port: int = 5222) -> Target:
 
 
 def ssh_target(
-    destination: str, ssh_port: int, xmpp_host: str, xmpp_port: int, identity: str | None
+    destination: str,
+    ssh_port: int,
+    xmpp_host: str,
+    xmpp_port: int,
+    identity: str | None,
+    known_hosts: str | None = None,
 ) -> Target:
     prefix = ["ssh", "-p", str(ssh_port), "-o", "BatchMode=yes", "-o", "ConnectTimeout=10"]
     if identity:
         prefix += ["-i", identity, "-o", "IdentitiesOnly=yes"]
+    if known_hosts:
+        # A device of its own (a QEMU guest): its host key is kept in this file.
+        prefix += [
+            "-o",
+            f"UserKnownHostsFile={known_hosts}",
+            "-o",
+            "StrictHostKeyChecking=accept-new",
+        ]
     return Target(
         name=destination,
         prefix=[*prefix, destination, "sudo", "-n"],

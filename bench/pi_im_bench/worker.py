@@ -88,7 +88,7 @@ class Worker:
         self.sequence = 0
         self.rate = 0.0
         self.message_bytes = 0
-        self.recipients = 0
+        self.recipients: list[int] = []  # accounts online when traffic began
         self.stopping = asyncio.Event()
         self.logins: set[asyncio.Task[None]] = set()
 
@@ -110,6 +110,8 @@ class Worker:
                 self.recipients = command["recipients"]
                 # Counts as of this command: the coordinator waits for them to close a window.
                 self.pipe.send(self.snapshot("ack"))
+            elif op == "online":
+                self.pipe.send({**self.snapshot("ack"), "online": list(self.up)})
             elif op == "stop":
                 self.stopping.set()
 
@@ -187,7 +189,7 @@ class Worker:
             now = time.monotonic()
             owed += self.rate * (now - last)
             last = now
-            if self.rate <= 0 or not self.up or self.recipients < 2:
+            if self.rate <= 0 or not self.up or len(self.recipients) < 2:
                 owed = 0.0
                 continue
             while owed >= 1:
@@ -197,8 +199,9 @@ class Worker:
     def send_one(self) -> None:
         index = random.choice(self.up)
         session = self.sessions[index]
-        recipient = random.randrange(self.recipients - 1)
-        recipient += recipient >= index  # anyone but oneself
+        recipient = index
+        while recipient == index:  # anyone online but oneself
+            recipient = random.choice(self.recipients)
         self.sequence += 1
         head = f"{self.spec.run_id} {time.monotonic_ns()} {self.spec.index} {self.sequence} "
         body = head + "x" * max(0, self.message_bytes - len(head))

@@ -33,6 +33,25 @@ BOOT_TIMEOUT = 20 * 60
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addoption("--image", type=Path, help="the .img to boot (default: newest build)")
+    parser.addoption(
+        "--bench",
+        metavar="SCENARIO",
+        help="also run this benchmark scenario against the booted device (an image built "
+        "with ejabberd_bench_accounts=true; see bench/README.md)",
+    )
+    parser.addoption(
+        "--bench-set",
+        action="append",
+        default=[],
+        metavar="TABLE.KEY=VALUE",
+        help="scenario overrides for --bench (emulation is slow: a lower login rate)",
+    )
+    parser.addoption(
+        "--netpath",
+        default="3x1",
+        metavar="SECONDSxROUNDS",
+        help="chat seconds per case and rounds of the congestion-control comparison",
+    )
 
 
 @dataclass

@@ -97,3 +97,12 @@ def test_rejected_ejabberd_config_keeps_the_running_server(host, beam_pid: int) 
     pid = int(host.check_output("pgrep -f -- '-sname ejabberd@localhost'").split()[0])
     assert pid == beam_pid
     assert host.service("ejabberd").is_running
+
+
+def test_bad_sysctl_override_stops_before_the_kernel_settings(host) -> None:
+    before = host.file("/etc/sysctl.d/60-pi-im.conf").content_string
+    run = converge({"tuning_sysctl_overrides": {"net.ipv4.tcp_keepalive_time; reboot": 60}})
+    assert run.returncode != 0
+    assert "tuning_sysctl_overrides takes names like net.ipv4.tcp_keepalive_time" in run.messages
+    assert run.stats["changed"] == 0
+    assert host.file("/etc/sysctl.d/60-pi-im.conf").content_string == before

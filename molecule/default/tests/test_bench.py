@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -121,3 +122,34 @@ def test_traffic_only_goes_to_loopback_or_local_containers() -> None:
     done = bench("run", "smoke-50", "--target", "ssh:pi@192.0.2.10", "--xmpp", "192.0.2.10:5222")
     assert done.returncode == 2
     assert "neither loopback nor a container on this machine" in done.stderr
+
+
+@pytest.fixture
+def quick_keepalive(netns: list[str]) -> Iterator[None]:
+    """The appliance's network namespace with keepalive in seconds instead of minutes (the
+    role writes the device's values; a container shares the host's kernel and gets none)."""
+    sysctl = [*netns, "sysctl"]
+    quick = {"tcp_keepalive_time": "3", "tcp_keepalive_intvl": "1", "tcp_keepalive_probes": "3"}
+    keys = [f"net.ipv4.{name}" for name in quick]
+    before = subprocess.run([*sysctl, "-n", *keys], check=True, capture_output=True, text=True)
+    previous = dict(zip(keys, before.stdout.split(), strict=True))
+    subprocess.run([*sysctl, "-qw", *(f"net.ipv4.{k}={v}" for k, v in quick.items())], check=True)
+    yield
+    subprocess.run([*sysctl, "-qw", *(f"{k}={v}" for k, v in previous.items())], check=True)
+
+
+@pytest.mark.usefixtures("quick_keepalive")
+def test_a_client_that_vanished_goes_offline_after_the_keepalive_time(
+    host, container: str, tmp_path: Path
+) -> None:
+    """ejabberd keeps client sockets with TCP keepalive and sends no pings of its own: the
+    kernel's keepalive decides how long a phone that left without a word shows online."""
+    done = bench(
+        "vanish", "--target", f"docker:{container}", "--limit", "90", "--state", str(tmp_path)
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "keepalive 3 + 1 x 3 = 6 s" in done.stdout
+    seconds = int(done.stdout.rsplit("ended the session after ", 1)[1].split()[0])
+    assert 5 <= seconds <= 20
+    # The packet filter is as it was: the drop rules went with the measurement.
+    assert "DROP" not in host.check_output("iptables -S INPUT; iptables -S OUTPUT")

@@ -88,16 +88,13 @@ def test_sysctl_file(host) -> None:
             if line and not line.startswith("#")
         )
     }
-    assert settings["net.ipv4.tcp_congestion_control"] == "bbr"
-    assert settings["net.core.default_qdisc"] == "fq"
-    for flag in ("tcp_window_scaling", "tcp_timestamps", "tcp_sack"):
-        assert settings[f"net.ipv4.{flag}"] == "1"
-    assert int(settings["net.core.somaxconn"]) >= 4096
-    assert int(settings["net.ipv4.tcp_max_syn_backlog"]) >= 4096
-    low, high = map(int, settings["net.ipv4.ip_local_port_range"].split())
-    assert high - low >= 50000
-    assert int(settings["fs.file-max"]) >= 262144
-    assert int(settings["net.ipv4.tcp_keepalive_time"]) <= 600
+    # Only what was measured to help (roles/tuning/vars/main.yml); the seed's no-ops are gone.
+    assert settings == {
+        "net.ipv4.tcp_congestion_control": "bbr",
+        "net.ipv4.tcp_keepalive_time": "300",
+        "net.ipv4.tcp_keepalive_intvl": "30",
+        "net.ipv4.tcp_keepalive_probes": "5",
+    }
     assert host.file("/etc/modules-load.d/60-pi-im-bbr.conf").contains("^tcp_bbr$")
 
 

@@ -1,0 +1,84 @@
+"""The benchmark's kernel tools on the booted image (bench/README.md): the sysctls the tuning
+role ships are in force and are not the kernel's defaults anyway, the congestion-control
+comparison runs on the device's own kernel, and, with --bench, a load scenario against the
+emulated Pi."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+from conftest import REPO, Booted
+
+SYSCTL_FILE = "/etc/sysctl.d/60-pi-im.conf"
+
+
+def bench(booted: Booted, *args: str, timeout: float = 600) -> subprocess.CompletedProcess[str]:
+    ports = booted.device.ports
+    target = [
+        "--target", f"ssh:root@127.0.0.1:{ports['ssh']}",
+        "--identity", str(booted.root.key),
+        "--known-hosts", str(booted.root.known_hosts),
+    ]  # fmt: skip
+    command, *rest = args
+    if command == "run":
+        target += ["--xmpp", f"127.0.0.1:{ports['xmpp']}"]
+    return subprocess.run(
+        [sys.executable, "-m", "pi_im_bench", command, *rest, *target],
+        capture_output=True, text=True, timeout=timeout, cwd=REPO,
+    )  # fmt: skip
+
+
+def shipped_sysctls(booted: Booted) -> dict[str, str]:
+    settings = {}
+    for line in booted.root(f"cat {SYSCTL_FILE}").splitlines():
+        if line.strip() and not line.startswith("#"):
+            key, _, value = line.partition("=")
+            settings[key.strip()] = " ".join(value.split())
+    return settings
+
+
+def test_shipped_sysctls_are_in_force_and_none_is_a_default(booted: Booted) -> None:
+    settings = shipped_sysctls(booted)
+    assert settings
+    for key, value in settings.items():
+        assert " ".join(booted.root(f"sysctl -n {key}").split()) == value, key
+    # A fresh network namespace starts from the kernel's own values (congestion control
+    # excepted: it copies the running one, so the kernel's build default is asked): a
+    # setting equal to one of them would change nothing.
+    for key, value in settings.items():
+        if key == "net.ipv4.tcp_congestion_control":
+            config = booted.root("grep '^CONFIG_DEFAULT_TCP_CONG=' /boot/config-$(uname -r)")
+            assert config.split("=", 1)[1].strip('"') != value
+        elif key.startswith("net.ipv4."):
+            fresh = booted.root(f"unshare --net sysctl -n {key}")
+            assert " ".join(fresh.split()) != value, f"{key} = {value} is the kernel's default"
+
+
+def test_congestion_control_comparison_runs_on_the_device(
+    booted: Booted, request: pytest.FixtureRequest
+) -> None:
+    seconds, _, rounds = request.config.getoption("--netpath").partition("x")
+    done = bench(booted, "netpath", "--seconds", seconds, "--rounds", rounds, timeout=3600)
+    print(done.stdout)
+    assert done.returncode == 0, done.stdout + done.stderr
+    rows = [
+        line for line in done.stdout.splitlines() if line.startswith("| ") and "|---" not in line
+    ]
+    assert len(rows) == 1 + 6, done.stdout  # header, three variants with and without an upload
+    # Its namespaces are gone again.
+    assert "pi-im-netpath" not in booted.root("ip netns list")
+
+
+def test_benchmark_scenario_on_the_emulated_pi(
+    booted: Booted, request: pytest.FixtureRequest
+) -> None:
+    scenario = request.config.getoption("--bench")
+    if not scenario:
+        pytest.skip("no --bench SCENARIO given")
+    sets = [f"--set={pair}" for pair in request.config.getoption("--bench-set")]
+    done = bench(booted, "run", scenario, *sets, timeout=3 * 3600)
+    print(done.stdout, done.stderr)
+    assert done.returncode == 0, done.stdout + done.stderr
