@@ -82,3 +82,13 @@ def test_benchmark_scenario_on_the_emulated_pi(
     done = bench(booted, "run", scenario, *sets, timeout=3 * 3600)
     print(done.stdout, done.stderr)
     assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_connection_cap_is_in_the_devices_packet_filter(booted: Booted) -> None:
+    """The device's kernel takes the cap (nftables `ct count`): its LimitNOFILE less the
+    reserve, on the public XMPP and HTTP ports."""
+    pid = booted.root("systemctl show -P MainPID ejabberd")
+    limit = int(booted.root(f"grep 'Max open files' /proc/{pid}/limits").split()[3])
+    rules = booted.root("nft list table inet pi_im_ejabberd")
+    assert f"ct count over {limit - 512} " in rules
+    assert "tcp dport { 5222, 5269, 5280 }" in rules
