@@ -245,7 +245,7 @@ def command_vanish(args: argparse.Namespace) -> int:
     k = result.keepalive
     settings = (
         f"keepalive {k['tcp_keepalive_time']} + {k['tcp_keepalive_intvl']} x "
-        f"{k['tcp_keepalive_probes']} = {result.predicted} s"
+        f"{k['tcp_keepalive_probes']} = {vanish.predicted(k)} s"
     )
     if result.seconds is None:
         print(f"{target.name}: {settings}; still online after {args.limit:.0f} s")

@@ -23,15 +23,16 @@ KEEPALIVE = ("tcp_keepalive_time", "tcp_keepalive_intvl", "tcp_keepalive_probes"
 POLL_SECONDS = 5.0
 
 
+def predicted(keepalive: dict[str, int]) -> int:
+    """Seconds of silence before the kernel gives the connection up."""
+    k = keepalive
+    return k["tcp_keepalive_time"] + k["tcp_keepalive_intvl"] * k["tcp_keepalive_probes"]
+
+
 @dataclass(frozen=True)
 class Vanished:
     keepalive: dict[str, int]
     seconds: float | None  # None: still online when the limit ran out
-
-    @property
-    def predicted(self) -> int:
-        k = self.keepalive
-        return k["tcp_keepalive_time"] + k["tcp_keepalive_intvl"] * k["tcp_keepalive_probes"]
 
 
 def keepalive_settings(target: Target) -> dict[str, int]:
@@ -64,12 +65,16 @@ def only_client(target: Target, device_port: int) -> tuple[str, int]:
 
 
 def drop_rules(peer: tuple[str, int], device_port: int) -> list[list[str]]:
-    """Both directions: the peer's packets never arrive, the server's probes go nowhere."""
+    """Both directions: the peer's packets never arrive, the server's probes go nowhere.
+    Each rule is the command that inserts it without its -I/-D (ip6tables for IPv6)."""
     address, port = peer
+    tool = "ip6tables" if ":" in address else "iptables"
     return [
-        ["INPUT", "-p", "tcp", "-s", address, "--sport", str(port), "--dport", str(device_port)],
-        ["OUTPUT", "-p", "tcp", "-d", address, "--dport", str(port), "--sport", str(device_port)],
-    ]
+        [tool, "INPUT", "-p", "tcp", "-s", address, "--sport", str(port),
+         "--dport", str(device_port)],
+        [tool, "OUTPUT", "-p", "tcp", "-d", address, "--dport", str(port),
+         "--sport", str(device_port)],
+    ]  # fmt: skip
 
 
 def online(target: Target, user: str, domain: str) -> bool:
@@ -95,12 +100,13 @@ async def measure_vanish(
     limit: float,
 ) -> Vanished:
     settings = keepalive_settings(target)
-    expected = Vanished(settings, None).predicted
+    expected = predicted(settings)
     session = await log_in(target, domain, account, cafile)
     dropping: list[list[str]] = []
     try:
         for rule in drop_rules(only_client(target, device_port), device_port):
-            target.run(["iptables", "-I", *rule, "-j", "DROP"])
+            tool, *spec = rule
+            target.run([tool, "-I", *spec, "-j", "DROP"])
             dropping.append(rule)
         began = time.monotonic()
         while (elapsed := time.monotonic() - began) < limit:
@@ -116,7 +122,7 @@ async def measure_vanish(
         return Vanished(settings, None)
     finally:
         print(flush=True)
-        for rule in dropping:
-            target.run(["iptables", "-D", *rule, "-j", "DROP"])
+        for tool, *spec in dropping:
+            target.run([tool, "-D", *spec, "-j", "DROP"])
         session.abort()
         await asyncio.sleep(0)
