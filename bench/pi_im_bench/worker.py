@@ -90,13 +90,22 @@ class Worker:
         self.message_bytes = 0
         self.recipients: list[int] = []  # accounts online when traffic began
         self.stopping = asyncio.Event()
+        self.orphaned = False
         self.logins: set[asyncio.Task[None]] = set()
 
     # -- commands ------------------------------------------------------------------------
 
     def on_command(self) -> None:
         while self.pipe.poll():
-            command: dict[str, Any] = self.pipe.recv()
+            try:
+                command: dict[str, Any] = self.pipe.recv()
+            except EOFError:
+                # The coordinator is gone (killed): close the sessions and end, rather than
+                # stay behind with a pipe that polls readable for ever.
+                self.orphaned = True
+                asyncio.get_running_loop().remove_reader(self.pipe.fileno())
+                self.stopping.set()
+                return
             op = command["op"]
             if op == "grow":
                 task = asyncio.get_running_loop().create_task(
@@ -240,7 +249,8 @@ class Worker:
     async def tick_loop(self) -> None:
         while not self.stopping.is_set():
             await asyncio.sleep(TICK_SECONDS)
-            self.pipe.send(self.snapshot("tick"))
+            if not self.orphaned:
+                self.pipe.send(self.snapshot("tick"))
 
     async def run(self) -> None:
         loop = asyncio.get_running_loop()
@@ -253,8 +263,9 @@ class Worker:
         self.rate = 0
         await asyncio.gather(ticks, sending, return_exceptions=True)
         await asyncio.gather(*(s.close() for s in self.sessions.values()), return_exceptions=True)
-        loop.remove_reader(self.pipe.fileno())
-        self.pipe.send(self.snapshot("final"))
+        if not self.orphaned:
+            loop.remove_reader(self.pipe.fileno())
+            self.pipe.send(self.snapshot("final"))
 
 
 def main(spec: WorkerSpec, pipe: Connection) -> None:

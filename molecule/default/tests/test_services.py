@@ -157,3 +157,25 @@ def test_provisioning_steps_have_nothing_left_to_do(host, phase: str) -> None:
     assert all(": ok" in step for step in steps), steps
     assert '"changed": true' not in result.stdout
     assert "created" not in result.stdout
+
+
+def test_ejabberd_caches_hold_every_user(host) -> None:
+    """ejabberd empties a cache that outgrows its size: the node's must fit twice 4,000 users."""
+    caches = [
+        "archive_prefs_cache",
+        "privacy_list_cache",
+        "push_cache",
+        "roster_cache",
+        "ejabberd_auth_sql_cache",
+    ]
+    expression = (
+        f"[{{C, proplists:get_value(max_size, ets_cache:info(C))}} || C <- [{', '.join(caches)}]]."
+    )
+    cookie = host.file("/var/lib/ejabberd/.erlang.cookie").content_string.strip()
+    answer = host.run(
+        f"echo {expression!r} | /usr/lib/erlang/bin/erl_call "
+        f"-sname ejabberd@localhost -c {cookie} -e"
+    )
+    assert answer.rc == 0, answer.stderr
+    sizes = dict(re.findall(r"\{(\w+), *(\w+)\}", answer.stdout))
+    assert sizes == dict.fromkeys(caches, "8000"), answer.stdout
