@@ -196,6 +196,14 @@ def converge(inventory: Path, host: str, variables: dict[str, Any]) -> None:
     )
 
 
+def plan_scenario(
+    plan: dict[str, Any], variant: dict[str, Any], extra: dict[str, Any]
+) -> scenario.Scenario:
+    """A variants plan's scenario: the plan's `set`, then the command line's, then the variant's."""
+    settings = {**plan.get("set", {}), **extra, **variant.get("set", {})}
+    return scenario.load(plan["scenario"], settings)
+
+
 def command_variants(args: argparse.Namespace) -> int:
     """Each shipped setting against the appliance without it, alternating, same scenario."""
     plan = tomllib.loads(args.plan.read_text())
@@ -208,16 +216,14 @@ def command_variants(args: argparse.Namespace) -> int:
         for round_number in range(1, args.repeat + 1):
             for variant in variants:
                 converge(args.inventory, host, variant.get("vars", {}))
-                chosen = scenario.load(
-                    plan["scenario"], {**overrides(args.set), **variant.get("set", {})}
-                )
+                chosen = plan_scenario(plan, variant, overrides(args.set))
                 label = f"{variant['name']} #{round_number}"
                 results.append(measure(target, chosen, args, label))
     finally:
         converge(args.inventory, host, {})
         if not args.keep_accounts:
             remove_accounts(target, args.state)
-    chosen = scenario.load(plan["scenario"], overrides(args.set))
+    chosen = plan_scenario(plan, {}, overrides(args.set))
     return finish(results, chosen, args, report.medians(results))
 
 

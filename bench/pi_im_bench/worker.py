@@ -2,8 +2,10 @@
 
 Processes, not threads: each holds at most a few thousand sockets, far from the machine's
 20,000 descriptors per process, and gets a core of its own when there is one.
-Protocol on the pipe (dicts): coordinator -> worker `grow`, `traffic`, `stop`;
-worker -> coordinator a `tick` every second and a `final` before exiting.
+Protocol on the pipe (dicts): coordinator -> worker `grow`, `traffic`, `online`, `stop`;
+worker -> coordinator a `tick` every second, an `ack` for `traffic` and `online` (the latter
+with the indices logged in), and a `final` before exiting. A worker whose pipe closes (the
+coordinator was killed) closes its sessions and exits without a `final`.
 """
 
 from __future__ import annotations
@@ -90,7 +92,6 @@ class Worker:
         self.message_bytes = 0
         self.recipients: list[int] = []  # accounts online when traffic began
         self.stopping = asyncio.Event()
-        self.orphaned = False
         self.logins: set[asyncio.Task[None]] = set()
 
     # -- commands ------------------------------------------------------------------------
@@ -102,8 +103,8 @@ class Worker:
             except EOFError:
                 # The coordinator is gone (killed): close the sessions and end, rather than
                 # stay behind with a pipe that polls readable for ever.
-                self.orphaned = True
                 asyncio.get_running_loop().remove_reader(self.pipe.fileno())
+                self.pipe.close()
                 self.stopping.set()
                 return
             op = command["op"]
@@ -249,7 +250,7 @@ class Worker:
     async def tick_loop(self) -> None:
         while not self.stopping.is_set():
             await asyncio.sleep(TICK_SECONDS)
-            if not self.orphaned:
+            if not self.pipe.closed:
                 self.pipe.send(self.snapshot("tick"))
 
     async def run(self) -> None:
@@ -263,7 +264,7 @@ class Worker:
         self.rate = 0
         await asyncio.gather(ticks, sending, return_exceptions=True)
         await asyncio.gather(*(s.close() for s in self.sessions.values()), return_exceptions=True)
-        if not self.orphaned:
+        if not self.pipe.closed:
             loop.remove_reader(self.pipe.fileno())
             self.pipe.send(self.snapshot("final"))
 
