@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import re
+import secrets
+import shlex
 
 import pytest
 
@@ -159,6 +161,17 @@ def test_provisioning_steps_have_nothing_left_to_do(host, phase: str) -> None:
     assert "created" not in result.stdout
 
 
+def on_ejabberd(host, expression: str) -> str:
+    """Evaluate Erlang expressions on the running ejabberd node; what they return, printed."""
+    cookie = host.file("/var/lib/ejabberd/.erlang.cookie").content_string.strip()
+    answer = host.run(
+        f"echo {shlex.quote(expression)} | /usr/lib/erlang/bin/erl_call "
+        f"-sname ejabberd@localhost -c {cookie} -e"
+    )
+    assert answer.rc == 0, answer.stderr
+    return answer.stdout
+
+
 def test_ejabberd_caches_hold_every_user(host) -> None:
     """ejabberd empties a cache that outgrows its size: the node's must fit twice 4,000 users."""
     caches = [
@@ -171,11 +184,85 @@ def test_ejabberd_caches_hold_every_user(host) -> None:
     expression = (
         f"[{{C, proplists:get_value(max_size, ets_cache:info(C))}} || C <- [{', '.join(caches)}]]."
     )
-    cookie = host.file("/var/lib/ejabberd/.erlang.cookie").content_string.strip()
-    answer = host.run(
-        f"echo {expression!r} | /usr/lib/erlang/bin/erl_call "
-        f"-sname ejabberd@localhost -c {cookie} -e"
-    )
-    assert answer.rc == 0, answer.stderr
-    sizes = dict(re.findall(r"\{(\w+), *(\w+)\}", answer.stdout))
-    assert sizes == dict.fromkeys(caches, "8000"), answer.stdout
+    answer = on_ejabberd(host, expression)
+    sizes = dict(re.findall(r"\{(\w+), *(\w+)\}", answer))
+    assert sizes == dict.fromkeys(caches, "8000"), answer
+
+
+def test_archive_commits_queued_copies_together(host) -> None:
+    """Archive copies that queue while the writer is busy are committed in one transaction,
+    each caller answered only after it, and every copy is in the database."""
+    user = f"gc{secrets.token_hex(4)}"
+    expression = f"""
+        [Host | _] = ejabberd_option:hosts(), User = <<"{user}">>,
+        mod_mam_sql_grouped = gen_mod:db_mod(Host, mod_mam),
+        Writer = whereis(gen_mod:get_module_proc(Host, mod_mam_sql_grouped)),
+        Before = mod_mam_sql_grouped:stats(Host),
+        Peer = jid:decode(<<"peer@", Host/binary, "/phone">>),
+        Me = self(),
+        Store = fun(N) ->
+            Body = {{xmlel, <<"body">>, [], [{{xmlcdata, integer_to_binary(N)}}]}},
+            Pkt = {{xmlel, <<"message">>, [{{<<"type">>, <<"chat">>}}], [Body]}},
+            Me ! {{stored, mod_mam_sql_grouped:store(Pkt, Host, {{User, Host}}, chat, Peer, <<>>,
+                                                   recv, erlang:system_time(microsecond) + N)}}
+        end,
+        ok = sys:suspend(Writer),
+        Queued = try
+            [spawn(fun() -> Store(N) end) || N <- lists:seq(1, 20)],
+            (fun Wait(0) -> false;
+                 Wait(K) -> case process_info(Writer, message_queue_len) of
+                                {{message_queue_len, 20}} -> true;
+                                _ -> timer:sleep(50), Wait(K - 1)
+                            end
+             end)(200)
+        after
+            sys:resume(Writer)
+        end,
+        Results = [receive {{stored, R}} -> R after 30000 -> timeout end || _ <- lists:seq(1, 20)],
+        After = mod_mam_sql_grouped:stats(Host),
+        {{selected, _, [[Rows]]}} = ejabberd_sql:sql_query(
+            Host, [<<"select count(*) from archive where username='", User/binary, "'">>]),
+        mod_mam_sql:remove_user(User, Host),
+        {{queued, Queued, results, lists:usort(Results), rows, binary_to_integer(Rows),
+          stores, maps:get(stores, After) - maps:get(stores, Before),
+          commits, maps:get(commits, After) - maps:get(commits, Before)}}."""
+    answer = on_ejabberd(host, expression)
+    fields = dict(re.findall(r"(\w+), *(\[ok\]|\w+)", answer))
+    assert fields == {
+        "queued": "true",
+        "results": "[ok]",
+        "rows": "20",
+        "stores": "20",
+        "commits": "1",
+    }, answer
+
+
+def test_archive_clean_up_deletes_only_expired_messages(host) -> None:
+    """The daily clean-up unit expires history through the group-commit backend: a copy
+    archived ten years ago goes, one archived now stays."""
+    user = f"gc{secrets.token_hex(4)}"
+    setup = f"""
+        [Host | _] = ejabberd_option:hosts(), User = <<"{user}">>,
+        Peer = jid:decode(<<"peer@", Host/binary, "/phone">>),
+        Now = erlang:system_time(microsecond),
+        Ages = [{{<<"old">>, 10 * 365 * 86400 * 1000000}}, {{<<"new">>, 0}}],
+        [mod_mam_sql_grouped:store(
+             {{xmlel, <<"message">>, [{{<<"type">>, <<"chat">>}}],
+              [{{xmlel, <<"body">>, [], [{{xmlcdata, Body}}]}}]}},
+             Host, {{User, Host}}, chat, Peer, <<>>, recv, Now - Age)
+         || {{Body, Age}} <- Ages]."""
+    count = f"""
+        [Host | _] = ejabberd_option:hosts(),
+        {{selected, _, Rows}} = ejabberd_sql:sql_query(
+            Host, [<<"select txt from archive where username='{user}' order by timestamp">>]),
+        [binary_to_atom(Body) || [Body] <- Rows]."""
+    try:
+        assert "[ok,ok]" in on_ejabberd(host, setup).replace(" ", "")
+        assert "[old,new]" in on_ejabberd(host, count).replace(" ", "")
+        cleaned = host.run("systemctl start pi-im-ejabberd-cleanup.service")
+        assert cleaned.rc == 0, cleaned.stdout + cleaned.stderr
+        assert "[new]" in on_ejabberd(host, count).replace(" ", "")
+    finally:
+        remove = f"""
+            [Host | _] = ejabberd_option:hosts(), mod_mam_sql:remove_user(<<"{user}">>, Host)."""
+        on_ejabberd(host, remove)

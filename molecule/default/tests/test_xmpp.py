@@ -28,6 +28,7 @@ class Client(slixmpp.ClientXMPP):
         self.add_event_handler("session_start", self._started)
         self.add_event_handler("failed_all_auth", lambda _: self._settle("auth failed"))
         self.add_event_handler("message", self._message)
+        self.register_plugin("xep_0313")
 
     def _settle(self, outcome: str) -> None:
         if not self.outcome.done():
@@ -71,6 +72,38 @@ def test_starttls_scram_login_and_message(accounts, device_cert: Path, address: 
     assert sender == accounts[0].jid
     received, sent = bodies.split("|")
     assert received == sent
+
+
+def test_history_keeps_every_message_in_order(accounts, device_cert: Path, address: str) -> None:
+    """A burst of messages, so the archive commits copies together: both sides' history (XEP-0313)
+    holds each one, once, in the order sent."""
+    burst = 60
+
+    async def histories() -> tuple[list[str], list[str], list[str]]:
+        alice = await log_in(accounts[0], device_cert, address)
+        bob = await log_in(accounts[1], device_cert, address)
+        tag = secrets.token_hex(4)
+        sent = [f"history {tag} {n}" for n in range(burst)]
+        for body in sent:
+            alice.send_message(mto=accounts[1].jid, mbody=body, mtype="chat")
+        for _ in sent:
+            await asyncio.wait_for(bob.messages.get(), 15)
+        kept = []
+        for owner, peer in ((alice, accounts[1].jid), (bob, accounts[0].jid)):
+            bodies = [
+                result["mam_result"]["forwarded"]["stanza"]["body"]
+                async for result in owner.plugin["xep_0313"].iterate(
+                    with_jid=slixmpp.JID(peer), rsm={"max": 25}
+                )
+            ]
+            kept.append(bodies)
+        for client in (alice, bob):
+            client.disconnect()
+        return sent, kept[0], kept[1]
+
+    sent, alice_history, bob_history = asyncio.run(histories())
+    assert alice_history == sent
+    assert bob_history == sent
 
 
 def test_generated_admin_account_logs_in(host, device_cert: Path, address: str) -> None:
