@@ -8,6 +8,7 @@ import asyncio
 import json
 import re
 import secrets
+import shlex
 import ssl
 from pathlib import Path
 
@@ -131,6 +132,22 @@ def test_xmpp_login_and_message_through_the_forward(booted: Booted, tmp_path: Pa
     outcomes, sent, received = asyncio.run(exchange())
     assert all(o.startswith("encrypted=True SCRAM-SHA") for o in outcomes), outcomes
     assert received == sent
+    # Both copies archived by the group-commit backend the device compiled on first boot.
+    assert (
+        booted.root.run(
+            "test -s /usr/local/lib/pi-im/pi_im_ejabberd/ebin/mod_mam_sql_grouped.beam", check=False
+        ).returncode
+        == 0
+    )
+    archived_by = (
+        "import sqlite3, sys\n"
+        'db = sqlite3.connect("file:/var/lib/ejabberd/pi-im.db?mode=ro", uri=True)\n'
+        'rows = db.execute("select username from archive where txt = ? order by username",'
+        " (sys.argv[1],))\n"
+        "print(*(user for (user,) in rows))"
+    )
+    owners = booted.root(f"python3 -c {shlex.quote(archived_by)} {shlex.quote(sent)}")
+    assert owners.split() == ["alice", "bob"]
 
 
 def test_admin_console_signs_the_owner_in(booted: Booted) -> None:

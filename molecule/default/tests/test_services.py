@@ -189,6 +189,16 @@ def test_ejabberd_caches_hold_every_user(host) -> None:
     assert sizes == dict.fromkeys(caches, "8000"), answer
 
 
+def test_ejabberd_finds_its_own_files_and_ours(host) -> None:
+    """Our modules' directory comes after ejabberd's and is not named like it: ejabberd must
+    still find its own SQL schema and translations (a fresh database gets its tables)."""
+    answer = on_ejabberd(host, "{code:lib_dir(ejabberd), code:which(mod_mam_sql_grouped)}.")
+    lib_dir, beam = re.findall(r'"([^"]+)"', answer)
+    assert re.fullmatch(r"/usr/lib/[^/]+/ejabberd-[^/]+", lib_dir), answer
+    assert beam == "/usr/local/lib/pi-im/pi_im_ejabberd/ebin/mod_mam_sql_grouped.beam", answer
+    assert host.file(f"{lib_dir}/priv/sql/lite.sql").exists
+
+
 def test_archive_commits_queued_copies_together(host) -> None:
     """Archive copies that queue while the writer is busy are committed in one transaction,
     each caller answered only after it, and every copy is in the database."""
