@@ -27,8 +27,7 @@
 %% Observability: how many stores went into how many commits.
 -export([stats/1]).
 %% gen_server
--export([init/1, handle_call/3, handle_cast/2, handle_info/2, terminate/2,
-         code_change/3]).
+-export([init/1, handle_call/3, handle_cast/2]).
 
 %% A group is bounded so one commit cannot hold the SQL connection (and so
 %% logins and roster reads) for long: 256 inserts take a few milliseconds.
@@ -132,9 +131,6 @@ handle_call(_Request, _From, State) ->
     {reply, {error, badarg}, State}.
 
 handle_cast(_Msg, State) -> {noreply, State}.
-handle_info(_Info, State) -> {noreply, State}.
-terminate(_Reason, _State) -> ok.
-code_change(_OldVsn, State, _Extra) -> {ok, State}.
 
 %% The stores that arrived while the last commit ran, oldest first. They are
 %% gen_server calls still in the mailbox; taking them here answers them
@@ -158,12 +154,12 @@ write(Host, Group) ->
         {atomic, Results} ->
             Results;
         {aborted, Reason} ->
-            %% Nothing of the group was written: write each alone, as
-            %% mod_mam_sql would have, so one bad row loses nothing else.
-            logger:warning("Archive group of ~B not committed (~p); "
-                           "writing each message alone",
-                           [length(Group), Reason]),
-            [store_one(A) || A <- Group]
+            %% A bad copy cannot abort the group (store_one answers for it);
+            %% only BEGIN or COMMIT failing can, after ejabberd_sql's own
+            %% retries. Each caller gets the error mod_mam_sql would give.
+            logger:error("Archive group of ~B not committed: ~p",
+                         [length(Group), Reason]),
+            [{error, Reason} || _ <- Group]
     end.
 
 %% One copy, as mod_mam_sql writes it. A failure is that caller's answer and
