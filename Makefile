@@ -59,10 +59,10 @@ bench: venv
 bench-peers: venv collections base-image
 	ansible-playbook -i inventory/demo/hosts.yml playbooks/bench-peers.yml
 
-# The appliance and both peers in one run of the same generator (SCENARIO=seed-4000).
-bench-compare: venv
-	python -m pi_im_bench run $(SCENARIO) --target docker:pi-im-demo \
-		--target docker:pi-im-bench-stock --target docker:pi-im-bench-prosody $(BENCH_OPTIONS)
+# The appliance (as shipped, and with history off as the peers ship) and both peers in one
+# run of the same generator, alternating rounds (bench/compare.toml).
+bench-compare: venv collections
+	python -m pi_im_bench variants bench/compare.toml --target docker:pi-im-demo $(BENCH_OPTIONS)
 
 # Each shipped ejabberd setting against the appliance without it (bench/tuning.toml).
 bench-tuning: venv collections

@@ -23,6 +23,7 @@ from .target import Target, TargetError, check_destination, docker_target, ssh_t
 REPO = Path(__file__).resolve().parents[2]
 HELPER = "pi-im-bench-accounts"
 CHUNK = 5000
+VARIANT_KEYS = {"name", "vars", "set", "target"}
 
 
 def parse_target(spec: str, args: argparse.Namespace) -> Target:
@@ -205,24 +206,40 @@ def plan_scenario(
 
 
 def command_variants(args: argparse.Namespace) -> int:
-    """Each shipped setting against the appliance without it, alternating, same scenario."""
+    """Variants of a plan, alternating, same scenario: the appliance converged with each
+    variant's `vars`, or another server named by the variant's `target` (a peer)."""
     plan = tomllib.loads(args.plan.read_text())
     variants = plan["variant"]
-    target = parse_target(args.target[0], args)
-    check_destination(target.host, args.allow_remote)
-    host = args.target[0].partition(":")[2]
+    for variant in variants:
+        unknown = set(variant) - VARIANT_KEYS
+        if unknown or "name" not in variant:
+            raise scenario.ScenarioError(
+                f"{args.plan}: a [[variant]] has a name and may have {sorted(VARIANT_KEYS)}; "
+                f"got {sorted(variant)}"
+            )
+    appliance = args.target[0]
+    targets = {
+        spec: parse_target(spec, args)
+        for spec in dict.fromkeys([appliance, *(v.get("target", appliance) for v in variants)])
+    }
+    for target in targets.values():
+        check_destination(target.host, args.allow_remote)
+    host = appliance.partition(":")[2]
     results = []
     try:
         for round_number in range(1, args.repeat + 1):
             for variant in variants:
-                converge(args.inventory, host, variant.get("vars", {}))
+                spec = variant.get("target", appliance)
+                if spec == appliance:
+                    converge(args.inventory, host, variant.get("vars", {}))
                 chosen = plan_scenario(plan, variant, overrides(args.set))
                 label = f"{variant['name']} #{round_number}"
-                results.append(measure(target, chosen, args, label))
+                results.append(measure(targets[spec], chosen, args, label))
     finally:
         converge(args.inventory, host, {})
         if not args.keep_accounts:
-            remove_accounts(target, args.state)
+            for target in targets.values():
+                remove_accounts(target, args.state)
     chosen = plan_scenario(plan, {}, overrides(args.set))
     return finish(results, chosen, args, report.medians(results))
 
@@ -374,9 +391,15 @@ def parser() -> argparse.ArgumentParser:
     accounts.set_defaults(func=command_accounts)
 
     variants = sub.add_parser(
-        "variants", help="the appliance with and without each tuning setting (bench/tuning.toml)"
+        "variants",
+        help="the appliance with and without each setting, and peers (bench/tuning.toml, "
+        "bench/compare.toml)",
     )
-    variants.add_argument("plan", type=Path, help="a TOML file: scenario and [[variant]] tables")
+    variants.add_argument(
+        "plan",
+        type=Path,
+        help="a TOML file: scenario and [[variant]] tables; the first --target is the appliance",
+    )
     measuring_options(variants)
     variants.add_argument(
         "--inventory", type=Path, default=REPO / "inventory" / "demo" / "hosts.yml"

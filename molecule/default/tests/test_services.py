@@ -165,7 +165,7 @@ def on_ejabberd(host, expression: str) -> str:
     """Evaluate Erlang expressions on the running ejabberd node; what they return, printed."""
     cookie = host.file("/var/lib/ejabberd/.erlang.cookie").content_string.strip()
     answer = host.run(
-        f"echo {shlex.quote(expression)} | /usr/lib/erlang/bin/erl_call "
+        f"printf '%s\\n' {shlex.quote(expression)} | /usr/lib/erlang/bin/erl_call "
         f"-sname ejabberd@localhost -c {cookie} -e"
     )
     assert answer.rc == 0, answer.stderr
@@ -199,9 +199,9 @@ def test_ejabberd_finds_its_own_files_and_ours(host) -> None:
     assert host.file(f"{lib_dir}/priv/sql/lite.sql").exists
 
 
-def test_archive_commits_queued_copies_together(host) -> None:
-    """Archive copies that queue while the writer is busy are committed in one transaction,
-    each caller answered only after it, and every copy is in the database."""
+def queue_one_group(host, body_seven: str = "7", before: str = "ok", after: str = "ok") -> dict:
+    """Suspend the archive writer, queue 20 stores (copy 7's body is `body_seven`), resume it:
+    what the callers got, what the database holds, and what the writer counted."""
     user = f"gc{secrets.token_hex(4)}"
     expression = f"""
         [Host | _] = ejabberd_option:hosts(), User = <<"{user}">>,
@@ -211,12 +211,13 @@ def test_archive_commits_queued_copies_together(host) -> None:
         Peer = jid:decode(<<"peer@", Host/binary, "/phone">>),
         Me = self(),
         Store = fun(N) ->
-            Body = {{xmlel, <<"body">>, [], [{{xmlcdata, integer_to_binary(N)}}]}},
+            Text = case N of 7 -> <<"{body_seven}">>; _ -> integer_to_binary(N) end,
+            Body = {{xmlel, <<"body">>, [], [{{xmlcdata, Text}}]}},
             Pkt = {{xmlel, <<"message">>, [{{<<"type">>, <<"chat">>}}], [Body]}},
             Me ! {{stored, mod_mam_sql_grouped:store(Pkt, Host, {{User, Host}}, chat, Peer, <<>>,
                                                    recv, erlang:system_time(microsecond) + N)}}
         end,
-        ok = sys:suspend(Writer),
+        {before}, ok = sys:suspend(Writer),
         Queued = try
             [spawn(fun() -> Store(N) end) || N <- lists:seq(1, 20)],
             (fun Wait(0) -> false;
@@ -229,22 +230,113 @@ def test_archive_commits_queued_copies_together(host) -> None:
             sys:resume(Writer)
         end,
         Results = [receive {{stored, R}} -> R after 30000 -> timeout end || _ <- lists:seq(1, 20)],
+        {after},
         After = mod_mam_sql_grouped:stats(Host),
         {{selected, _, [[Rows]]}} = ejabberd_sql:sql_query(
             Host, [<<"select count(*) from archive where username='", User/binary, "'">>]),
         mod_mam_sql:remove_user(User, Host),
-        {{queued, Queued, results, lists:usort(Results), rows, binary_to_integer(Rows),
+        {{queued, Queued, oks, length([ok || ok <- Results]), rows, binary_to_integer(Rows),
           stores, maps:get(stores, After) - maps:get(stores, Before),
           commits, maps:get(commits, After) - maps:get(commits, Before)}}."""
     answer = on_ejabberd(host, expression)
-    fields = dict(re.findall(r"(\w+), *(\[ok\]|\w+)", answer))
-    assert fields == {
-        "queued": "true",
-        "results": "[ok]",
-        "rows": "20",
-        "stores": "20",
-        "commits": "1",
-    }, answer
+    return dict(re.findall(r"(\w+), *(\w+)", answer)) | {"answer": answer}
+
+
+def test_archive_commits_queued_copies_together(host) -> None:
+    """Archive copies that queue while the writer is busy are committed in one statement,
+    each caller answered only after it, and every copy is in the database."""
+    got = queue_one_group(host)
+    answer = got.pop("answer")
+    assert got == {"queued": "true", "oks": "20", "rows": "20", "stores": "20", "commits": "1"}, (
+        answer
+    )
+
+
+def test_archive_group_the_database_refuses_loses_only_the_refused_copy(host) -> None:
+    """When SQLite refuses a group's INSERT (here a trigger refuses one copy), nothing of it
+    is written; the writer writes each copy alone, so the other 19 are archived and only
+    the refused copy's caller gets an error."""
+    trigger = (
+        "CREATE TEMP TRIGGER pi_im_refuse BEFORE INSERT ON archive WHEN NEW.txt = 'refuse me' "
+        "BEGIN SELECT RAISE(ABORT, 'refused by the test'); END"
+    )
+    got = queue_one_group(
+        host,
+        body_seven="refuse me",
+        before=f'{{updated, _}} = ejabberd_sql:sql_query(Host, [<<"{trigger}">>])',
+        after='{updated, _} = ejabberd_sql:sql_query(Host, [<<"DROP TRIGGER temp.pi_im_refuse">>])',
+    )
+    answer = got.pop("answer")
+    assert got == {"queued": "true", "oks": "19", "rows": "19", "stores": "20", "commits": "1"}, (
+        answer
+    )
+
+
+ROWS_AS_EJABBERD_WRITES = """
+    [Host | _] = ejabberd_option:hosts(), Theirs = <<"THEIRS">>, Ours = <<"OURS">>,
+    Peer = jid:decode(<<"Peer@", Host/binary, "/Phone 'one'">>),
+    Text = <<"caf\\x{e9} \\x{1F642} it's \\"quoted\\"\\nline two"/utf8>>,
+    Messages = [
+        {chat, <<>>, <<"<message xmlns='jabber:client' type='chat' id='q1'><body>",
+                       Text/binary, " &amp; &lt;tag&gt;</body></message>">>},
+        {chat, <<>>, <<"<message xmlns='jabber:client' type='chat'><subject>no body"
+                       "</subject></message>">>},
+        {groupchat, <<"O'Brien">>, <<"<message xmlns='jabber:client' type='groupchat'>"
+                                     "<body>to the room</body></message>">>}],
+    TS = erlang:system_time(microsecond),
+    Write = fun(Mod, User) ->
+        [Mod:store(fxml_stream:parse_element(X), Host, {User, Host}, Type, Peer, Nick, recv,
+                   TS + I) || {I, {Type, Nick, X}} <- lists:enumerate(Messages)]
+    end,
+    Read = fun(User) ->
+        {selected, _, Rows} = ejabberd_sql:sql_query(Host, [<<
+            "select username, timestamp, peer, bare_peer, xml, txt, kind, nick from archive "
+            "where username in ('", User/binary, "', '", User/binary, "@", Host/binary, "') "
+            "order by timestamp">>]),
+        [[binary:replace(Owner, User, <<"USER">>) | Rest] || [Owner | Rest] <- Rows]
+    end,
+    Stored = {Write(mod_mam_sql, Theirs), Write(mod_mam_sql_grouped, Ours)},
+    {TheirRows, OurRows} = {Read(Theirs), Read(Ours)},
+    [begin mod_mam_sql:remove_user(U, Host), mod_mam_sql:remove_room(Host, U, Host) end
+     || U <- [Theirs, Ours]],
+    {stored, Stored, rows, length(TheirRows), length(OurRows), same, TheirRows =:= OurRows}."""
+
+
+def test_archive_rows_are_the_ones_ejabberd_writes(host) -> None:
+    """The group-commit backend builds its rows itself (one INSERT per group): for chat and
+    groupchat copies with quotes, non-ASCII, markup and no body, every column is what
+    ejabberd's own mod_mam_sql writes for the same copy, so history reads them alike."""
+    theirs, ours = (f"gc{secrets.token_hex(4)}" for _ in range(2))
+    expression = ROWS_AS_EJABBERD_WRITES.replace("THEIRS", theirs).replace("OURS", ours)
+    answer = on_ejabberd(host, expression).replace(" ", "").replace("\n", "")
+    assert "{stored,{[ok,ok,ok],[ok,ok,ok]},rows,3,3,same,true}" in answer, answer
+
+
+def test_archive_preferences_survive_the_writer_and_removal(host) -> None:
+    """The backend answers "no preferences" from its set of users who have a row, without
+    asking SQL: a user's own preferences are read back, still after the writer restarts
+    (the set reloads from the database), and are gone with the user."""
+    user = f"gc{secrets.token_hex(4)}"
+    expression = f"""
+        [Host | _] = ejabberd_option:hosts(), User = <<"{user}">>,
+        Proc = gen_mod:get_module_proc(Host, mod_mam_sql_grouped),
+        Never = {{archive_prefs, {{User, Host}}, never, [], []}},
+        None = mod_mam_sql_grouped:get_prefs(User, Host),
+        ok = mod_mam_sql_grouped:write_prefs(User, Host, Never, Host),
+        Written = mod_mam_sql_grouped:get_prefs(User, Host) =:= {{ok, Never}},
+        Old = whereis(Proc), exit(Old, kill),
+        (fun Wait(0) -> gave_up;
+             Wait(K) -> case whereis(Proc) of
+                            New when is_pid(New), New /= Old -> sys:get_state(New);
+                            _ -> timer:sleep(50), Wait(K - 1)
+                        end
+         end)(100),
+        Reloaded = mod_mam_sql_grouped:get_prefs(User, Host) =:= {{ok, Never}},
+        mod_mam_sql_grouped:remove_user(User, Host),
+        Removed = mod_mam_sql_grouped:get_prefs(User, Host),
+        {{none, None, written, Written, reloaded, Reloaded, removed, Removed}}."""
+    answer = on_ejabberd(host, expression).replace(" ", "")
+    assert "{none,error,written,true,reloaded,true,removed,error}" in answer, answer
 
 
 def test_archive_clean_up_deletes_only_expired_messages(host) -> None:

@@ -1,18 +1,28 @@
-%% Message archive (XEP-0313) in ejabberd's SQL database, with group commit.
+%% Message archive (XEP-0313) in ejabberd's SQLite database, with group commit.
 %%
 %% ejabberd 23.01 archives every one-to-one message twice (sender's and
 %% recipient's copy) and runs each INSERT as its own SQLite transaction on
-%% its one SQL connection: a commit (WAL append + fdatasync) and a round
-%% trip to the driver's thread per copy. Here every store goes through one
-%% writer process per host; the writer takes whatever stores have queued up
-%% while the previous commit ran and writes them in ONE transaction, then
-%% answers each caller. Callers still wait for their commit, so a message is
-%% on disk when store/8 returns, as before: durability is unchanged. With one
-%% store waiting, it is written exactly as mod_mam_sql writes it.
+%% its one SQL connection: a commit (WAL append + fdatasync), a statement to
+%% parse and two round trips to the driver's thread per copy. Here every
+%% store goes through one writer process per host; the writer takes whatever
+%% stores have queued up while the previous commit ran and writes them as
+%% ONE multi-row INSERT (one statement, so one transaction), then answers
+%% each caller. Callers still wait for their commit, so a message is on disk
+%% when store/8 returns, as before: durability is unchanged. The rows are
+%% the ones mod_mam_sql writes (Molecule compares them column by column); a
+%% group the database refuses is written again copy by copy by mod_mam_sql.
+%%
+%% mod_mam asks for a user's archive preferences on their first message after
+%% a restart (and when its cache expires). Almost nobody has any, yet each
+%% miss was an SQL query queued behind the archive's commits on the one SQL
+%% connection: the first seconds of traffic after a restart waited on them.
+%% The writer keeps the set of users who have a preferences row (loaded at
+%% start, kept by write_prefs and remove_user); for anyone else the answer
+%% is "none" without a query.
 %%
 %% Everything else (queries, preferences, removal, expiry) is mod_mam_sql's.
 %% Enabled by `mod_mam: db_type: sql_grouped` (ejabberd finds the backend
-%% as mod_mam_<db_type>).
+%% as mod_mam_<db_type>) with `sql_type: sqlite`.
 -module(mod_mam_sql_grouped).
 
 -behaviour(mod_mam).
@@ -30,7 +40,7 @@
 -export([init/1, handle_call/3, handle_cast/2]).
 
 %% A group is bounded so one commit cannot hold the SQL connection (and so
-%% logins and roster reads) for long: 256 inserts take a few milliseconds.
+%% logins and roster reads) for long: 256 rows take a few milliseconds.
 -define(MAX_GROUP, 256).
 
 -record(state, {host :: binary(), stores = 0 :: non_neg_integer(),
@@ -41,6 +51,12 @@
 %%% mod_mam backend
 %%%===================================================================
 init(Host, Opts) ->
+    case ejabberd_option:sql_type(Host) of
+        sqlite -> start_writer(Host, Opts);
+        Other -> {error, {sql_type_not_supported, Other}}
+    end.
+
+start_writer(Host, Opts) ->
     ok = mod_mam_sql:init(Host, Opts),
     case gen_mod:start_child(?MODULE, Host, Opts) of
         {ok, _} -> ok;
@@ -70,13 +86,24 @@ store(Pkt, LServer, US, Type, Peer, Nick, Dir, TS) ->
 stats(Host) ->
     gen_server:call(proc(Host), stats).
 
-remove_user(LUser, LServer) -> mod_mam_sql:remove_user(LUser, LServer).
+remove_user(LUser, LServer) ->
+    Result = mod_mam_sql:remove_user(LUser, LServer),
+    catch ets:delete(prefs_table(LServer), LUser),
+    Result.
 remove_room(LServer, LName, LHost) ->
     mod_mam_sql:remove_room(LServer, LName, LHost).
 extended_fields() -> mod_mam_sql:extended_fields().
 write_prefs(LUser, LServer, Prefs, ServerHost) ->
+    %% In the set before the row is written: a reader in between asks SQL.
+    catch ets:insert(prefs_table(LServer), {LUser}),
     mod_mam_sql:write_prefs(LUser, LServer, Prefs, ServerHost).
-get_prefs(LUser, LServer) -> mod_mam_sql:get_prefs(LUser, LServer).
+
+%% `error` is what mod_mam_sql answers for a user without a row.
+get_prefs(LUser, LServer) ->
+    case has_prefs(LUser, LServer) of
+        false -> error;
+        _ -> mod_mam_sql:get_prefs(LUser, LServer)
+    end.
 select(LServer, JidRequestor, JidArchive, Query, RSM, MsgType, Flags) ->
     mod_mam_sql:select(LServer, JidRequestor, JidArchive, Query, RSM,
                        MsgType, Flags).
@@ -112,6 +139,7 @@ delete_old_messages(ServerHost, TimeStamp, Type) ->
 %%% The writer
 %%%===================================================================
 init([Host, _Opts]) ->
+    load_prefs_set(Host),
     {ok, #state{host = Host}}.
 
 handle_call({store, Args}, From, #state{host = Host} = State) ->
@@ -144,27 +172,74 @@ queued_stores(Room) ->
         []
     end.
 
-write(_Host, [Args]) ->
-    [store_one(Args)];
 write(Host, Group) ->
-    %% Inside the transaction mod_mam_sql's queries run on the connection
-    %% that holds it (ejabberd_sql nests them), so all commit together.
-    case ejabberd_sql:sql_transaction(
-           Host, fun() -> [store_one(A) || A <- Group] end) of
-        {atomic, Results} ->
-            Results;
-        {aborted, Reason} ->
-            %% A bad copy cannot abort the group (store_one answers for it);
-            %% only BEGIN or COMMIT failing can, after ejabberd_sql's own
-            %% retries. Each caller gets the error mod_mam_sql would give.
-            logger:error("Archive group of ~B not committed: ~p",
-                         [length(Group), Reason]),
-            [{error, Reason} || _ <- Group]
+    Rows = [row(A) || A <- Group],
+    case insert(Host, [Row || {ok, Row} <- Rows]) of
+        ok ->
+            [case Row of {ok, _} -> ok; Error -> Error end || Row <- Rows];
+        {error, Reason} ->
+            %% One statement: nothing of it was written. Write each copy
+            %% alone, so one the database refuses costs only its caller.
+            logger:error("Archive group of ~B refused (~p): writing each copy "
+                         "alone", [length(Group), Reason]),
+            [store_one(A) || A <- Group]
     end.
 
-%% One copy, as mod_mam_sql writes it. A failure is that caller's answer and
-%% never reaches the SQL connection or the writer (it once was the caller's
-%% own exception). Throws pass: ejabberd_sql restarts transactions by them.
+insert(_Host, []) ->
+    ok;
+insert(Host, Rows) ->
+    Columns = case ejabberd_sql:use_new_schema() of
+                  true -> <<"username, server_host, timestamp, peer, bare_peer, "
+                            "xml, txt, kind, nick">>;
+                  false -> <<"username, timestamp, peer, bare_peer, "
+                             "xml, txt, kind, nick">>
+              end,
+    Query = [<<"INSERT INTO archive (">>, Columns, <<") VALUES ">>,
+             lists:join($,, Rows)],
+    case ejabberd_sql:sql_query(Host, [Query]) of
+        {updated, _} -> ok;
+        {error, Reason} -> {error, Reason};
+        Other -> {error, Other}
+    end.
+
+%% A copy's row as mod_mam_sql:store/8 (23.01) fills it, as an SQL literal
+%% tuple. A copy that cannot be turned into a row is its caller's error.
+row([Pkt, LServer, {LUser, LHost}, Type, Peer, Nick, _Dir, TS]) ->
+    try
+        LPeer = jid:encode(jid:tolower(Peer)),
+        Owner = case Type of
+                    chat -> LUser;
+                    groupchat -> jid:encode({LUser, LHost, <<>>})
+                end,
+        XML = case mod_mam_opt:compress_xml(LServer) of
+                  true ->
+                      xml_compress:encode(Pkt, jid:encode({LUser, LHost, <<>>}),
+                                          LPeer);
+                  false ->
+                      fxml:element_to_binary(Pkt)
+              end,
+        Texts = [Owner]
+            ++ [LServer || ejabberd_sql:use_new_schema()]
+            ++ [TS,
+                LPeer,
+                jid:encode(jid:tolower(jid:remove_resource(Peer))),
+                XML,
+                fxml:get_subtag_cdata(Pkt, <<"body">>),
+                misc:atom_to_binary(Type),
+                Nick],
+        {ok, [$(, lists:join($,, [literal(T) || T <- Texts]), $)]}
+    catch
+        Class:Reason:Stack when Class == error; Class == exit ->
+            logger:error("Archiving a message failed: ~ts",
+                         [misc:format_exception(2, Class, Reason, Stack)]),
+            {error, Reason}
+    end.
+
+literal(N) when is_integer(N) -> integer_to_binary(N);
+literal(S) when is_binary(S) -> ejabberd_sql:to_string_literal(sqlite, S).
+
+%% One copy, by mod_mam_sql itself (a group refused, or no writer). A failure
+%% is that caller's answer and never reaches the writer.
 store_one(Args) ->
     try apply(mod_mam_sql, store, Args)
     catch
@@ -176,3 +251,37 @@ store_one(Args) ->
 
 proc(Host) ->
     gen_mod:get_module_proc(Host, ?MODULE).
+
+%%%===================================================================
+%%% Who has archive preferences
+%%%===================================================================
+prefs_table(Host) ->
+    gen_mod:get_module_proc(Host, mod_mam_sql_grouped_prefs).
+
+%% true | false | unknown (no set, e.g. the writer is restarting: ask SQL).
+has_prefs(LUser, LServer) ->
+    try ets:member(prefs_table(LServer), LUser)
+    catch error:badarg -> unknown
+    end.
+
+%% The writer owns the set. It is filled under another name and renamed, so
+%% it is complete when it appears (a restarted writer's lookups meanwhile
+%% ask SQL).
+load_prefs_set(Host) ->
+    Where = case ejabberd_sql:use_new_schema() of
+                true -> [<<" where server_host = ">>,
+                         ejabberd_sql:to_string_literal(sqlite, Host)];
+                false -> []
+            end,
+    case ejabberd_sql:sql_query(
+           Host, [[<<"select username from archive_prefs">> | Where]]) of
+        {selected, _, Rows} ->
+            Loading = ets:new(gen_mod:get_module_proc(Host, prefs_loading),
+                              [set, public, named_table,
+                               {read_concurrency, true}]),
+            ets:insert(Loading, [{User} || [User] <- Rows]),
+            ets:rename(Loading, prefs_table(Host));
+        Error ->
+            logger:warning("Archive preferences not loaded (~p): every "
+                           "lookup asks the database", [Error])
+    end.

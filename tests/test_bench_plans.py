@@ -1,0 +1,57 @@
+"""bench/tuning.toml and bench/compare.toml: every variant measures what it names (a misspelt
+role variable would converge the appliance as shipped and compare it with itself; a misspelt
+peer would measure nothing) under the README's conditions."""
+
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+
+import pytest
+import yaml
+
+from pi_im_bench.cli import plan_scenario
+
+ROOT = Path(__file__).resolve().parents[1]
+TUNING = tomllib.loads((ROOT / "bench" / "tuning.toml").read_text())
+COMPARE = tomllib.loads((ROOT / "bench" / "compare.toml").read_text())
+SPECS = yaml.safe_load((ROOT / "roles" / "ejabberd" / "meta" / "argument_specs.yml").read_text())
+OPTIONS = SPECS["argument_specs"]["main"]["options"]
+INVENTORY = yaml.safe_load((ROOT / "inventory" / "demo" / "hosts.yml").read_text())
+ALL_VARIANTS = [("tuning", v) for v in TUNING["variant"]] + [
+    ("compare", v) for v in COMPARE["variant"]
+]
+
+
+@pytest.mark.parametrize("variant", ALL_VARIANTS, ids=lambda pv: f"{pv[0]}: {pv[1]['name']}")
+def test_each_variant_sets_real_role_options(variant):
+    unknown = set(variant[1].get("vars", {})) - set(OPTIONS)
+    assert not unknown, f"not options of the ejabberd role: {sorted(unknown)}"
+
+
+@pytest.mark.parametrize("variant", TUNING["variant"], ids=lambda v: v["name"])
+def test_each_tuning_variant_runs_the_readme_conditions(variant):
+    assert "target" not in variant, "a tuning variant measures the appliance"
+    chosen = plan_scenario(TUNING, variant, {})
+    assert chosen.name == "seed-4000"
+    assert [(s.sessions, s.seconds) for s in chosen.steps] == [(4000, 30)]
+
+
+def test_compare_runs_the_seed_claim_against_both_peers_and_the_appliance_both_ways():
+    peers = {f"docker:{name}" for name in INVENTORY["bench_peers"]["hosts"]}
+    variants = COMPARE["variant"]
+    assert {v["target"] for v in variants if "target" in v} == peers
+    assert not any("vars" in v for v in variants if "target" in v), "peers run as packaged"
+    appliance = [v.get("vars", {}) for v in variants if "target" not in v]
+    assert appliance == [{}, {"ejabberd_mam_default": "never"}]
+    chosen = plan_scenario(COMPARE, variants[0], {})
+    assert [(s.sessions, s.messages_per_second, s.seconds) for s in chosen.steps] == [
+        (4000, 1000, 60)
+    ]
+
+
+def test_the_command_line_overrides_the_plan_and_the_variant_overrides_both():
+    plain = {"name": "x"}
+    assert plan_scenario(TUNING, plain, {"traffic.seconds": 5}).steps[0].seconds == 5
+    variant = {"name": "y", "set": {"traffic.seconds": 7}}
+    assert plan_scenario(TUNING, variant, {"traffic.seconds": 5}).steps[0].seconds == 7
