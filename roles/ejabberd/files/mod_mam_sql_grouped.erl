@@ -173,8 +173,10 @@ queued_stores(Room) ->
     end.
 
 write(Host, Group) ->
-    Rows = [row(A) || A <- Group],
-    case insert(Host, [Row || {ok, Row} <- Rows]) of
+    %% Read once per group: the row shape and the column list must agree.
+    NewSchema = ejabberd_sql:use_new_schema(),
+    Rows = [answered(fun() -> row(NewSchema, A) end) || A <- Group],
+    case insert(Host, NewSchema, [Row || {ok, Row} <- Rows]) of
         ok ->
             [case Row of {ok, _} -> ok; Error -> Error end || Row <- Rows];
         {error, Reason} ->
@@ -182,13 +184,14 @@ write(Host, Group) ->
             %% alone, so one the database refuses costs only its caller.
             logger:error("Archive group of ~B refused (~p): writing each copy "
                          "alone", [length(Group), Reason]),
-            [store_one(A) || A <- Group]
+            [case Row of {ok, _} -> store_one(A); Error -> Error end
+             || {A, Row} <- lists:zip(Group, Rows)]
     end.
 
-insert(_Host, []) ->
+insert(_Host, _NewSchema, []) ->
     ok;
-insert(Host, Rows) ->
-    Columns = case ejabberd_sql:use_new_schema() of
+insert(Host, NewSchema, Rows) ->
+    Columns = case NewSchema of
                   true -> <<"username, server_host, timestamp, peer, bare_peer, "
                             "xml, txt, kind, nick">>;
                   false -> <<"username, timestamp, peer, bare_peer, "
@@ -198,50 +201,46 @@ insert(Host, Rows) ->
              lists:join($,, Rows)],
     case ejabberd_sql:sql_query(Host, [Query]) of
         {updated, _} -> ok;
-        {error, Reason} -> {error, Reason};
+        {error, _} = Error -> Error;
         Other -> {error, Other}
     end.
 
 %% A copy's row as mod_mam_sql:store/8 (23.01) fills it, as an SQL literal
-%% tuple. A copy that cannot be turned into a row is its caller's error.
-row([Pkt, LServer, {LUser, LHost}, Type, Peer, Nick, _Dir, TS]) ->
-    try
-        LPeer = jid:encode(jid:tolower(Peer)),
-        Owner = case Type of
-                    chat -> LUser;
-                    groupchat -> jid:encode({LUser, LHost, <<>>})
-                end,
-        XML = case mod_mam_opt:compress_xml(LServer) of
-                  true ->
-                      xml_compress:encode(Pkt, jid:encode({LUser, LHost, <<>>}),
-                                          LPeer);
-                  false ->
-                      fxml:element_to_binary(Pkt)
-              end,
-        Texts = [Owner]
-            ++ [LServer || ejabberd_sql:use_new_schema()]
-            ++ [TS,
-                LPeer,
-                jid:encode(jid:tolower(jid:remove_resource(Peer))),
-                XML,
-                fxml:get_subtag_cdata(Pkt, <<"body">>),
-                misc:atom_to_binary(Type),
-                Nick],
-        {ok, [$(, lists:join($,, [literal(T) || T <- Texts]), $)]}
-    catch
-        Class:Reason:Stack when Class == error; Class == exit ->
-            logger:error("Archiving a message failed: ~ts",
-                         [misc:format_exception(2, Class, Reason, Stack)]),
-            {error, Reason}
-    end.
+%% tuple.
+row(NewSchema, [Pkt, LServer, {LUser, LHost}, Type, Peer, Nick, _Dir, TS]) ->
+    LPeer = jid:encode(jid:tolower(Peer)),
+    Owner = case Type of
+                chat -> LUser;
+                groupchat -> jid:encode({LUser, LHost, <<>>})
+            end,
+    XML = case mod_mam_opt:compress_xml(LServer) of
+              true ->
+                  xml_compress:encode(Pkt, jid:encode({LUser, LHost, <<>>}), LPeer);
+              false ->
+                  fxml:element_to_binary(Pkt)
+          end,
+    Texts = [Owner]
+        ++ [LServer || NewSchema]
+        ++ [TS,
+            LPeer,
+            jid:encode(jid:tolower(jid:remove_resource(Peer))),
+            XML,
+            fxml:get_subtag_cdata(Pkt, <<"body">>),
+            misc:atom_to_binary(Type),
+            Nick],
+    {ok, [$(, lists:join($,, [literal(T) || T <- Texts]), $)]}.
 
 literal(N) when is_integer(N) -> integer_to_binary(N);
 literal(S) when is_binary(S) -> ejabberd_sql:to_string_literal(sqlite, S).
 
-%% One copy, by mod_mam_sql itself (a group refused, or no writer). A failure
-%% is that caller's answer and never reaches the writer.
+%% One copy, by mod_mam_sql itself (a group refused, or no writer).
 store_one(Args) ->
-    try apply(mod_mam_sql, store, Args)
+    answered(fun() -> apply(mod_mam_sql, store, Args) end).
+
+%% A copy that fails (building its row, or mod_mam_sql writing it) is that
+%% caller's {error, Reason}; it never reaches the writer or the other copies.
+answered(Fun) ->
+    try Fun()
     catch
         Class:Reason:Stack when Class == error; Class == exit ->
             logger:error("Archiving a message failed: ~ts",
