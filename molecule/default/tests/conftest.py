@@ -85,3 +85,14 @@ def accounts(host) -> Iterator[list[Account]]:
 
 def secret(host, name: str) -> str:
     return host.check_output(f"pi-im-secret show {name}")
+
+
+def on_ejabberd(host, expression: str) -> str:
+    """Evaluate Erlang expressions on the running ejabberd node; what they return, printed."""
+    cookie = host.file("/var/lib/ejabberd/.erlang.cookie").content_string.strip()
+    answer = host.run(
+        f"printf '%s\\n' {shlex.quote(expression)} | /usr/lib/erlang/bin/erl_call "
+        f"-sname ejabberd@localhost -c {cookie} -e"
+    )
+    assert answer.rc == 0, answer.stderr
+    return answer.stdout

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import re
 import secrets
-import shlex
 
 import pytest
+
+from conftest import on_ejabberd
 
 PUBLIC = {5222: "ejabberd c2s", 5269: "ejabberd s2s", 5280: "ejabberd http", 8080: "admin console"}
 LOOPBACK = {
@@ -161,17 +162,6 @@ def test_provisioning_steps_have_nothing_left_to_do(host, phase: str) -> None:
     assert "created" not in result.stdout
 
 
-def on_ejabberd(host, expression: str) -> str:
-    """Evaluate Erlang expressions on the running ejabberd node; what they return, printed."""
-    cookie = host.file("/var/lib/ejabberd/.erlang.cookie").content_string.strip()
-    answer = host.run(
-        f"printf '%s\\n' {shlex.quote(expression)} | /usr/lib/erlang/bin/erl_call "
-        f"-sname ejabberd@localhost -c {cookie} -e"
-    )
-    assert answer.rc == 0, answer.stderr
-    return answer.stdout
-
-
 def test_ejabberd_caches_hold_every_user(host) -> None:
     """ejabberd empties a cache that outgrows its size: the node's must fit twice 4,000 users."""
     caches = [
@@ -314,12 +304,12 @@ def test_archive_rows_are_the_ones_ejabberd_writes(host) -> None:
 
 def test_archive_preferences_survive_the_writer_and_removal(host) -> None:
     """The backend answers "no preferences" from its set of users who have a row, without
-    asking SQL: a user's own preferences are read back, still after the writer restarts
-    (the set reloads from the database), and are gone with the user."""
+    asking SQL: a user's own preferences are read back, still after the set's owner
+    restarts (the set reloads from the database), and are gone with the user."""
     user = f"gc{secrets.token_hex(4)}"
     expression = f"""
         [Host | _] = ejabberd_option:hosts(), User = <<"{user}">>,
-        Proc = gen_mod:get_module_proc(Host, mod_mam_sql_grouped),
+        Proc = gen_mod:get_module_proc(Host, mod_mam_sql_grouped_prefs),
         Never = {{archive_prefs, {{User, Host}}, never, [], []}},
         None = mod_mam_sql_grouped:get_prefs(User, Host),
         ok = mod_mam_sql_grouped:write_prefs(User, Host, Never, Host),

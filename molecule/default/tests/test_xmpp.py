@@ -13,7 +13,7 @@ import httpx
 import pytest
 import slixmpp
 
-from conftest import DOMAIN, Account, secret
+from conftest import DOMAIN, Account, on_ejabberd, secret
 from xmpp_framed import AuthenticationFailed, BoshTransport, FramedClient, WebSocketTransport
 
 
@@ -104,6 +104,67 @@ def test_history_keeps_every_message_in_order(accounts, device_cert: Path, addre
     sent, alice_history, bob_history = asyncio.run(histories())
     assert alice_history == sent
     assert bob_history == sent
+
+
+def offline_set(host, user: str, action: str = "member") -> str:
+    """Ask (or restart) the set of users with offline messages, on the live node."""
+    expression = f"""
+        [Host | _] = ejabberd_option:hosts(),
+        Set = gen_mod:get_module_proc(Host, mod_offline_sql_known_users),
+        case {action} of
+            member -> pi_im_user_set:member(Set, <<"{user}">>);
+            restart ->
+                Old = whereis(Set), exit(Old, kill),
+                (fun Wait(0) -> gave_up;
+                     Wait(K) -> case whereis(Set) of
+                                    New when is_pid(New), New /= Old ->
+                                        sys:get_state(New), restarted;
+                                    _ -> timer:sleep(50), Wait(K - 1)
+                                end
+                 end)(100)
+        end."""
+    answer = on_ejabberd(host, expression).strip()
+    assert answer.startswith("{ok, "), answer
+    assert answer.endswith("}"), answer
+    return answer[len("{ok, ") : -1]
+
+
+def test_offline_messages_wait_for_the_next_login(
+    host, accounts, device_cert: Path, address: str
+) -> None:
+    """Messages to a user who is away are kept and delivered, in order, at their next login,
+    also across a restart of the backend's in-memory set of users with offline messages (it
+    reloads from the spool); a user without any is answered without a query, and one whose
+    spool was emptied gets the next message too."""
+    bob = accounts[1].jid.split("@")[0]
+    tag = secrets.token_hex(4)
+
+    async def send(bodies: list[str]) -> None:
+        alice = await log_in(accounts[0], device_cert, address)
+        for body in bodies:
+            alice.send_message(mto=accounts[1].jid, mbody=body, mtype="chat")
+        # A round trip after the messages: they have been routed (and spooled) when it returns.
+        await alice.plugin["xep_0030"].get_info(jid=DOMAIN, timeout=15)
+        alice.disconnect()
+
+    async def come_back(count: int) -> list[str]:
+        client = await log_in(accounts[1], device_cert, address)
+        bodies = [(await asyncio.wait_for(client.messages.get(), 15))["body"] for _ in range(count)]
+        client.disconnect()
+        return bodies
+
+    assert offline_set(host, bob) == "false"
+    first = [f"while away {tag} {n}" for n in range(3)]
+    asyncio.run(send(first))
+    assert offline_set(host, bob) == "true"
+    assert offline_set(host, bob, "restart") == "restarted"
+    assert offline_set(host, bob) == "true"
+    assert asyncio.run(come_back(len(first))) == first
+    assert offline_set(host, bob) == "false"
+
+    again = [f"away again {tag}"]
+    asyncio.run(send(again))
+    assert asyncio.run(come_back(1)) == again
 
 
 def test_generated_admin_account_logs_in(host, device_cert: Path, address: str) -> None:

@@ -16,9 +16,9 @@
 %% a restart (and when its cache expires). Almost nobody has any, yet each
 %% miss was an SQL query queued behind the archive's commits on the one SQL
 %% connection: the first seconds of traffic after a restart waited on them.
-%% The writer keeps the set of users who have a preferences row (loaded at
-%% start, kept by write_prefs and remove_user); for anyone else the answer
-%% is "none" without a query.
+%% The set of users who have a preferences row (pi_im_user_set, kept by
+%% write_prefs and remove_user) answers "none" for anyone else without a
+%% query.
 %%
 %% Everything else (queries, preferences, removal, expiry) is mod_mam_sql's.
 %% Enabled by `mod_mam: db_type: sql_grouped` (ejabberd finds the backend
@@ -58,18 +58,12 @@ init(Host, Opts) ->
 
 start_writer(Host, Opts) ->
     ok = mod_mam_sql:init(Host, Opts),
-    case gen_mod:start_child(?MODULE, Host, Opts) of
-        {ok, _} -> ok;
-        {error, {already_started, _}} -> ok;
-        {error, already_present} ->
-            %% Stopped earlier (module reload): start the kept child again.
-            case supervisor:restart_child(ejabberd_gen_mod_sup, proc(Host)) of
-                {ok, _} -> ok;
-                {error, running} -> ok;
-                Err -> Err
-            end;
-        Err -> Err
-    end.
+    ok = pi_im_user_set:start(prefs_set(Host), Host, <<"archive_prefs">>),
+    pi_im_user_set:ensure_child(
+      #{id => proc(Host), restart => transient,
+        start => {gen_server, start_link,
+                  [{local, proc(Host)}, ?MODULE, [Host, Opts],
+                   ejabberd_config:fsm_limit_opts([])]}}).
 
 store(Pkt, LServer, US, Type, Peer, Nick, Dir, TS) ->
     Args = [Pkt, LServer, US, Type, Peer, Nick, Dir, TS],
@@ -88,19 +82,21 @@ stats(Host) ->
 
 remove_user(LUser, LServer) ->
     Result = mod_mam_sql:remove_user(LUser, LServer),
-    catch ets:delete(prefs_table(LServer), LUser),
+    pi_im_user_set:delete(prefs_set(LServer), LUser),
     Result.
 remove_room(LServer, LName, LHost) ->
     mod_mam_sql:remove_room(LServer, LName, LHost).
 extended_fields() -> mod_mam_sql:extended_fields().
 write_prefs(LUser, LServer, Prefs, ServerHost) ->
-    %% In the set before the row is written: a reader in between asks SQL.
-    catch ets:insert(prefs_table(LServer), {LUser}),
-    mod_mam_sql:write_prefs(LUser, LServer, Prefs, ServerHost).
+    Set = prefs_set(LServer),
+    pi_im_user_set:add(Set, LUser),
+    Result = mod_mam_sql:write_prefs(LUser, LServer, Prefs, ServerHost),
+    pi_im_user_set:add(Set, LUser),
+    Result.
 
 %% `error` is what mod_mam_sql answers for a user without a row.
 get_prefs(LUser, LServer) ->
-    case has_prefs(LUser, LServer) of
+    case pi_im_user_set:member(prefs_set(LServer), LUser) of
         false -> error;
         _ -> mod_mam_sql:get_prefs(LUser, LServer)
     end.
@@ -139,7 +135,6 @@ delete_old_messages(ServerHost, TimeStamp, Type) ->
 %%% The writer
 %%%===================================================================
 init([Host, _Opts]) ->
-    load_prefs_set(Host),
     {ok, #state{host = Host}}.
 
 handle_call({store, Args}, From, #state{host = Host} = State) ->
@@ -251,36 +246,6 @@ answered(Fun) ->
 proc(Host) ->
     gen_mod:get_module_proc(Host, ?MODULE).
 
-%%%===================================================================
-%%% Who has archive preferences
-%%%===================================================================
-prefs_table(Host) ->
+%% The set of users who have archive preferences (pi_im_user_set).
+prefs_set(Host) ->
     gen_mod:get_module_proc(Host, mod_mam_sql_grouped_prefs).
-
-%% true | false | unknown (no set, e.g. the writer is restarting: ask SQL).
-has_prefs(LUser, LServer) ->
-    try ets:member(prefs_table(LServer), LUser)
-    catch error:badarg -> unknown
-    end.
-
-%% The writer owns the set. It is filled under another name and renamed, so
-%% it is complete when it appears (a restarted writer's lookups meanwhile
-%% ask SQL).
-load_prefs_set(Host) ->
-    Where = case ejabberd_sql:use_new_schema() of
-                true -> [<<" where server_host = ">>,
-                         ejabberd_sql:to_string_literal(sqlite, Host)];
-                false -> []
-            end,
-    case ejabberd_sql:sql_query(
-           Host, [[<<"select username from archive_prefs">> | Where]]) of
-        {selected, _, Rows} ->
-            Loading = ets:new(gen_mod:get_module_proc(Host, prefs_loading),
-                              [set, public, named_table,
-                               {read_concurrency, true}]),
-            ets:insert(Loading, [{User} || [User] <- Rows]),
-            ets:rename(Loading, prefs_table(Host));
-        Error ->
-            logger:warning("Archive preferences not loaded (~p): every "
-                           "lookup asks the database", [Error])
-    end.
