@@ -35,13 +35,19 @@ store_message(Msg) ->
 
 %% Out of the set before the rows are read: a message stored meanwhile puts
 %% its user back (see pi_im_user_set:add/2), so it waits for the next pop.
+%% A pop that failed took nothing: the user goes back in.
 pop_messages(LUser, LServer) ->
     Set = set(LServer),
     case pi_im_user_set:member(Set, LUser) of
         false -> {ok, []};
         true ->
             pi_im_user_set:delete(Set, LUser),
-            mod_offline_sql:pop_messages(LUser, LServer);
+            case mod_offline_sql:pop_messages(LUser, LServer) of
+                {ok, _} = Popped -> Popped;
+                Error ->
+                    pi_im_user_set:add(Set, LUser),
+                    Error
+            end;
         unknown ->
             mod_offline_sql:pop_messages(LUser, LServer)
     end.
