@@ -58,7 +58,8 @@ init(Host, Opts) ->
 
 start_writer(Host, Opts) ->
     ok = mod_mam_sql:init(Host, Opts),
-    ok = pi_im_user_set:start(prefs_set(Host), Host, <<"archive_prefs">>),
+    %% Without its set (it failed to start) every lookup asks SQL.
+    pi_im_user_set:start(prefs_set(Host), Host, <<"archive_prefs">>),
     pi_im_user_set:ensure_child(
       #{id => proc(Host), restart => transient,
         start => {gen_server, start_link,

@@ -33,9 +33,16 @@ start(Name, Host, Table) ->
                 false -> []
             end,
     Query = [<<"select distinct username from ">>, Table | Where],
-    ensure_child(#{id => Name, restart => transient,
-                   start => {gen_server, start_link,
-                             [{local, Name}, ?MODULE, {Name, Host, Query}, []]}}).
+    case ensure_child(#{id => Name, restart => transient,
+                        start => {gen_server, start_link,
+                                  [{local, Name}, ?MODULE, {Name, Host, Query},
+                                   []]}}) of
+        ok -> ok;
+        Error ->
+            logger:warning("~s not started (~p): every lookup asks the "
+                           "database", [Name, Error]),
+            Error
+    end.
 
 %% Start a child of ejabberd's module supervisor; `ok` if it runs already,
 %% and a kept child that stopped (a module reload) is started again.
