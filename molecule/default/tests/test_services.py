@@ -302,7 +302,7 @@ def test_archive_rows_are_the_ones_ejabberd_writes(host) -> None:
     assert "{stored,{[ok,ok,ok],[ok,ok,ok]},rows,3,3,same,true}" in answer, answer
 
 
-def test_archive_preferences_survive_the_writer_and_removal(host) -> None:
+def test_archive_preferences_survive_a_reload_of_their_set_and_go_with_the_user(host) -> None:
     """The backend answers "no preferences" from its set of users who have a row, without
     asking SQL: a user's own preferences are read back, still after the set's owner
     restarts (the set reloads from the database), and are gone with the user."""

@@ -107,12 +107,22 @@ def test_history_keeps_every_message_in_order(accounts, device_cert: Path, addre
 
 
 def offline_set(host, user: str, action: str = "member") -> str:
-    """Ask (or restart) the set of users with offline messages, on the live node."""
+    """Ask (or restart) the set of users with offline messages, on the live node; `pop`
+    pops the user's spool through the backend and counts the SQL pops it made."""
     expression = f"""
         [Host | _] = ejabberd_option:hosts(),
         Set = gen_mod:get_module_proc(Host, mod_offline_sql_known_users),
         case {action} of
             member -> pi_im_user_set:member(Set, <<"{user}">>);
+            pop ->
+                Sql = {{mod_offline_sql, pop_messages, 2}},
+                erlang:trace_pattern(Sql, true, [call_count]),
+                erlang:trace(self(), true, [call]),
+                Popped = mod_offline_sql_known:pop_messages(<<"{user}">>, Host),
+                erlang:trace(self(), false, [call]),
+                {{call_count, Calls}} = erlang:trace_info(Sql, call_count),
+                erlang:trace_pattern(Sql, false, [call_count]),
+                {{Popped, Calls}};
             restart ->
                 Old = whereis(Set), exit(Old, kill),
                 (fun Wait(0) -> gave_up;
@@ -134,8 +144,8 @@ def test_offline_messages_wait_for_the_next_login(
 ) -> None:
     """Messages to a user who is away are kept and delivered, in order, at their next login,
     also across a restart of the backend's in-memory set of users with offline messages (it
-    reloads from the spool); a user without any is answered without a query, and one whose
-    spool was emptied gets the next message too."""
+    reloads from the spool); a user without any is answered without an SQL pop, and one
+    whose spool was emptied gets the next message too."""
     bob = accounts[1].jid.split("@")[0]
     tag = secrets.token_hex(4)
 
@@ -154,6 +164,7 @@ def test_offline_messages_wait_for_the_next_login(
         return bodies
 
     assert offline_set(host, bob) == "false"
+    assert offline_set(host, bob, "pop").replace(" ", "") == "{{ok,[]},0}"  # no SQL
     first = [f"while away {tag} {n}" for n in range(3)]
     asyncio.run(send(first))
     assert offline_set(host, bob) == "true"
@@ -165,6 +176,7 @@ def test_offline_messages_wait_for_the_next_login(
     again = [f"away again {tag}"]
     asyncio.run(send(again))
     assert asyncio.run(come_back(1)) == again
+    assert offline_set(host, bob, "pop").replace(" ", "") == "{{ok,[]},0}"
 
 
 def test_generated_admin_account_logs_in(host, device_cert: Path, address: str) -> None:

@@ -82,18 +82,15 @@ stats(Host) ->
     gen_server:call(proc(Host), stats).
 
 remove_user(LUser, LServer) ->
-    Result = mod_mam_sql:remove_user(LUser, LServer),
-    pi_im_user_set:delete(prefs_set(LServer), LUser),
-    Result.
+    pi_im_user_set:removing(prefs_set(LServer), LUser,
+                            fun() -> mod_mam_sql:remove_user(LUser, LServer) end).
 remove_room(LServer, LName, LHost) ->
     mod_mam_sql:remove_room(LServer, LName, LHost).
 extended_fields() -> mod_mam_sql:extended_fields().
 write_prefs(LUser, LServer, Prefs, ServerHost) ->
-    Set = prefs_set(LServer),
-    pi_im_user_set:add(Set, LUser),
-    Result = mod_mam_sql:write_prefs(LUser, LServer, Prefs, ServerHost),
-    pi_im_user_set:add(Set, LUser),
-    Result.
+    pi_im_user_set:writing(
+      prefs_set(LServer), LUser,
+      fun() -> mod_mam_sql:write_prefs(LUser, LServer, Prefs, ServerHost) end).
 
 %% `error` is what mod_mam_sql answers for a user without a row.
 get_prefs(LUser, LServer) ->

@@ -27,14 +27,11 @@ init(Host, Opts) ->
 %% xmpp's headers, which Debian does not ship).
 store_message(Msg) ->
     {LUser, LServer} = element(2, Msg),
-    Set = set(LServer),
-    pi_im_user_set:add(Set, LUser),
-    Result = mod_offline_sql:store_message(Msg),
-    pi_im_user_set:add(Set, LUser),
-    Result.
+    pi_im_user_set:writing(set(LServer), LUser,
+                           fun() -> mod_offline_sql:store_message(Msg) end).
 
 %% Out of the set before the rows are read: a message stored meanwhile puts
-%% its user back (see pi_im_user_set:add/2), so it waits for the next pop.
+%% its user back (see pi_im_user_set:writing/3), so it waits for the next pop.
 %% A pop that failed took nothing: the user goes back in.
 pop_messages(LUser, LServer) ->
     Set = set(LServer),
@@ -59,14 +56,13 @@ count_messages(LUser, LServer) ->
     end.
 
 remove_user(LUser, LServer) ->
-    Result = mod_offline_sql:remove_user(LUser, LServer),
-    pi_im_user_set:delete(set(LServer), LUser),
-    Result.
+    pi_im_user_set:removing(set(LServer), LUser,
+                            fun() -> mod_offline_sql:remove_user(LUser, LServer) end).
 
 remove_all_messages(LUser, LServer) ->
-    Result = mod_offline_sql:remove_all_messages(LUser, LServer),
-    pi_im_user_set:delete(set(LServer), LUser),
-    Result.
+    pi_im_user_set:removing(
+      set(LServer), LUser,
+      fun() -> mod_offline_sql:remove_all_messages(LUser, LServer) end).
 
 %% The rest leaves the set as it is: a user whose rows another way removed
 %% (one read, expiry) costs one query at their next login.
@@ -86,8 +82,8 @@ read_all_messages(LUser, LServer) ->
     mod_offline_sql:read_all_messages(LUser, LServer).
 import(Msg) ->
     {LUser, LServer} = element(2, Msg),
-    pi_im_user_set:add(set(LServer), LUser),
-    mod_offline_sql:import(Msg).
+    pi_im_user_set:writing(set(LServer), LUser,
+                           fun() -> mod_offline_sql:import(Msg) end).
 export(Server) ->
     mod_offline_sql:export(Server).
 

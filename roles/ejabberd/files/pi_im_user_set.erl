@@ -18,7 +18,8 @@
 
 -behaviour(gen_server).
 
--export([start/3, member/2, add/2, delete/2, ensure_child/1]).
+-export([start/3, member/2, writing/3, removing/3, add/2, delete/2,
+         ensure_child/1]).
 %% gen_server
 -export([init/1, handle_call/3, handle_cast/2]).
 
@@ -91,9 +92,24 @@ member(Name, LUser) ->
     catch error:badarg -> unknown
     end.
 
-%% Before a row is written, and again once it is: a delete/2 that ran
-%% between the two (a reader that took the rows, say) cannot hide a row
-%% written after its read.
+%% Write LUser's rows with Write, keeping the rule above: the user is in the
+%% set before the rows are written, and again once they are (a delete/2 that
+%% ran between the two, a reader that took the rows, cannot hide a row
+%% written after its read). Write's result is returned.
+-spec writing(atom(), binary(), fun(() -> T)) -> T.
+writing(Name, LUser, Write) ->
+    add(Name, LUser),
+    Result = Write(),
+    add(Name, LUser),
+    Result.
+
+%% Remove LUser's rows with Remove, then the user from the set.
+-spec removing(atom(), binary(), fun(() -> T)) -> T.
+removing(Name, LUser, Remove) ->
+    Result = Remove(),
+    delete(Name, LUser),
+    Result.
+
 -spec add(atom(), binary()) -> ok.
 add(Name, LUser) ->
     catch ets:insert(Name, {LUser}),
