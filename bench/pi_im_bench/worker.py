@@ -26,7 +26,7 @@ from .scram import SaltedPasswordCache
 from .xmpp import Endpoint, Session, SessionError, client_tls_context
 
 TICK_SECONDS = 1.0
-SEND_INTERVAL = 0.01  # messages go out in 10 ms batches: smooth enough at 1,000/s
+IDLE_POLL_SECONDS = 0.01  # how often a sender without a rate looks again
 
 
 @dataclass
@@ -93,6 +93,7 @@ class Worker:
         self.recipients: list[int] = []  # accounts online when traffic began
         self.stopping = asyncio.Event()
         self.logins: set[asyncio.Task[None]] = set()
+        self.random = random.Random()
 
     # -- commands ------------------------------------------------------------------------
 
@@ -192,26 +193,27 @@ class Worker:
         self.counters.latencies_ms.append((received_ns - origin) / 1e6)
 
     async def send_loop(self) -> None:
-        owed = 0.0
-        last = time.monotonic()
+        """Messages leave one at a time, at exponential gaps averaging 1/rate: many users each
+        typing when they like (a Poisson stream). Sent in fixed 10 ms batches instead, they
+        reached the server together and their wait in its queue was measured as latency."""
+        due = time.monotonic()
         while not self.stopping.is_set():
-            await asyncio.sleep(SEND_INTERVAL)
-            now = time.monotonic()
-            owed += self.rate * (now - last)
-            last = now
             if self.rate <= 0 or not self.up or len(self.recipients) < 2:
-                owed = 0.0
+                await asyncio.sleep(IDLE_POLL_SECONDS)
+                due = time.monotonic()
                 continue
-            while owed >= 1:
-                owed -= 1
+            due += self.random.expovariate(self.rate)
+            # Behind schedule (a busy loop), it sends at once, still yielding to the reads.
+            await asyncio.sleep(max(0.0, due - time.monotonic()))
+            if self.rate > 0:
                 self.send_one()
 
     def send_one(self) -> None:
-        index = random.choice(self.up)
+        index = self.random.choice(self.up)
         session = self.sessions[index]
         recipient = index
         while recipient == index:  # anyone online but oneself
-            recipient = random.choice(self.recipients)
+            recipient = self.random.choice(self.recipients)
         self.sequence += 1
         head = f"{self.spec.run_id} {time.monotonic_ns()} {self.spec.index} {self.sequence} "
         body = head + "x" * max(0, self.message_bytes - len(head))

@@ -106,6 +106,71 @@ def test_history_keeps_every_message_in_order(accounts, device_cert: Path, addre
     assert bob_history == sent
 
 
+def archive_writer(host, action: str) -> str:
+    """Suspend or resume the archive's writer on the live node, or read its mailbox length
+    or how many copies it committed without a caller waiting."""
+    expression = f"""
+        [Host | _] = ejabberd_option:hosts(),
+        Writer = whereis(gen_mod:get_module_proc(Host, mod_mam_sql_grouped)),
+        case {action} of
+            suspend -> sys:suspend(Writer);
+            resume -> sys:resume(Writer);
+            queued -> element(2, process_info(Writer, message_queue_len));
+            unwaited -> maps:get(unwaited, mod_mam_sql_grouped:stats(Host))
+        end."""
+    answer = on_ejabberd(host, expression).strip()
+    assert answer.startswith("{ok, "), answer
+    return answer[len("{ok, ") : -1]
+
+
+def archived_copies(host, body: str) -> int:
+    """How many archive rows hold `body` (hex and spaces only: no quoting needed)."""
+    expression = f"""
+        [Host | _] = ejabberd_option:hosts(),
+        {{selected, _, [[N]]}} = ejabberd_sql:sql_query(
+            Host, [<<"select count(*) from archive where txt = '{body}'">>]),
+        binary_to_integer(N)."""
+    answer = on_ejabberd(host, expression).strip()
+    assert answer.startswith("{ok, "), answer
+    return int(answer[len("{ok, ") : -1])
+
+
+def test_a_message_is_delivered_after_both_copies_are_on_disk_and_its_sender_goes_on(
+    host, accounts, device_cert: Path, address: str
+) -> None:
+    """With the archive's writer held, a message is not delivered (the recipient's copy waits
+    for its commit, behind the sender's copy in the same writer), while the sender's session
+    goes on answering; once the writer runs, both copies are in the database when the message
+    arrives, and the sender's copy was committed without anyone waiting on it."""
+    body = f"held {secrets.token_hex(6)}"
+
+    async def exchange() -> tuple[str, int, str, int]:
+        alice = await log_in(accounts[0], device_cert, address)
+        bob = await log_in(accounts[1], device_cert, address)
+        archive_writer(host, "suspend")
+        try:
+            alice.send_message(mto=accounts[1].jid, mbody=body, mtype="chat")
+            # Answered while the writer is held: the sender's session did not wait for it.
+            await alice.plugin["xep_0030"].get_info(jid=DOMAIN, timeout=10)
+            await asyncio.sleep(1)
+            early = bob.messages.qsize()
+            queued = archive_writer(host, "queued")
+        finally:
+            archive_writer(host, "resume")
+        received = await asyncio.wait_for(bob.messages.get(), 15)
+        copies = archived_copies(host, body)
+        for client in (alice, bob):
+            client.disconnect()
+        return queued, early, received["body"], copies
+
+    unwaited = int(archive_writer(host, "unwaited"))
+    queued, early, received, copies = asyncio.run(exchange())
+    assert (queued, early) == ("2", 0)
+    assert received == body
+    assert copies == 2
+    assert int(archive_writer(host, "unwaited")) == unwaited + 1
+
+
 def offline_set(host, user: str, action: str = "member") -> str:
     """Ask (or restart) the set of users with offline messages, on the live node; `pop`
     pops the user's spool through the backend and counts the SQL pops it made."""

@@ -7,10 +7,21 @@
 %% store goes through one writer process per host; the writer takes whatever
 %% stores have queued up while the previous commit ran and writes them as
 %% ONE multi-row INSERT (one statement, so one transaction), then answers
-%% each caller. Callers still wait for their commit, so a message is on disk
-%% when store/8 returns, as before: durability is unchanged. The rows are
+%% each caller. Callers (all but one kind, below) wait for their commit, so
+%% a copy is on disk when store/8 returns, as before. The rows are
 %% the ones mod_mam_sql writes (Molecule compares them column by column); a
 %% group the database refuses is written again copy by copy by mod_mam_sql.
+%%
+%% One caller does not wait: the sender's copy of a chat message to a user of
+%% the same host. mod_mam stores it in the sender's session before routing,
+%% and the recipient's session stores the recipient's copy before delivering;
+%% both go through this host's one writer, which takes stores in mailbox
+%% order (on one node a message sent is in the mailbox before its sender goes
+%% on). So the recipient's copy is committed in the same group as the
+%% sender's or a later one, and a message that reaches a recipient who keeps
+%% history is on disk in both archives, as before, while the message waits
+%% for one commit instead of two in a row. (mod_mam ignores what store/8
+%% answers; the sender's copy is in the next group whoever receives it.)
 %%
 %% mod_mam asks for a user's archive preferences on their first message after
 %% a restart (and when its cache expires). Almost nobody has any, yet each
@@ -45,7 +56,8 @@
 
 -record(state, {host :: binary(), stores = 0 :: non_neg_integer(),
                 commits = 0 :: non_neg_integer(),
-                largest = 0 :: non_neg_integer()}).
+                largest = 0 :: non_neg_integer(),
+                unwaited = 0 :: non_neg_integer()}).
 
 %%%===================================================================
 %%% mod_mam backend
@@ -68,14 +80,30 @@ start_writer(Host, Opts) ->
 
 store(Pkt, LServer, US, Type, Peer, Nick, Dir, TS) ->
     Args = [Pkt, LServer, US, Type, Peer, Nick, Dir, TS],
-    try gen_server:call(proc(LServer), {store, Args},
-                        ejabberd_option:sql_query_timeout(LServer))
-    catch
-        exit:{noproc, _} ->
+    case whereis(proc(LServer)) of
+        undefined ->
             %% Writer not running (host starting or stopping): write alone.
             store_one(Args);
-        exit:{timeout, _} ->
-            {error, timeout}
+        Writer ->
+            case ahead_of_recipient_copy(LServer, Type, Peer, Dir) of
+                true -> gen_server:cast(Writer, {store, Args});
+                false -> store_waiting(Writer, Args, LServer)
+            end
+    end.
+
+%% The sender's copy of a chat to a user of this host: the recipient's copy
+%% follows it through the same writer (see the top of the module).
+ahead_of_recipient_copy(LServer, chat, Peer, send) ->
+    element(2, jid:tolower(Peer)) == LServer;
+ahead_of_recipient_copy(_LServer, _Type, _Peer, _Dir) ->
+    false.
+
+store_waiting(Writer, Args, LServer) ->
+    try gen_server:call(Writer, {store, Args},
+                        ejabberd_option:sql_query_timeout(LServer))
+    catch
+        exit:{noproc, _} -> store_one(Args);
+        exit:{timeout, _} -> {error, timeout}
     end.
 
 stats(Host) ->
@@ -135,32 +163,45 @@ delete_old_messages(ServerHost, TimeStamp, Type) ->
 init([Host, _Opts]) ->
     {ok, #state{host = Host}}.
 
-handle_call({store, Args}, From, #state{host = Host} = State) ->
-    Group = [{From, Args} | queued_stores(?MAX_GROUP - 1)],
-    Results = write(Host, [A || {_, A} <- Group]),
-    lists:foreach(fun({{Caller, _}, Result}) ->
-                          gen_server:reply(Caller, Result)
-                  end, lists:zip(Group, Results)),
-    N = length(Group),
-    {noreply, State#state{stores = State#state.stores + N,
-                          commits = State#state.commits + 1,
-                          largest = max(N, State#state.largest)}};
+handle_call({store, Args}, From, State) ->
+    {noreply, commit_group({From, Args}, State)};
 handle_call(stats, _From, State) ->
     {reply, #{stores => State#state.stores, commits => State#state.commits,
-              largest_group => State#state.largest}, State};
+              largest_group => State#state.largest,
+              unwaited => State#state.unwaited}, State};
 handle_call(_Request, _From, State) ->
     {reply, {error, badarg}, State}.
 
+handle_cast({store, Args}, State) ->
+    {noreply, commit_group({nobody, Args}, State)};
 handle_cast(_Msg, State) -> {noreply, State}.
 
-%% The stores that arrived while the last commit ran, oldest first. They are
-%% gen_server calls still in the mailbox; taking them here answers them
-%% below exactly as handle_call would.
+%% First, then the stores queued behind it, as one commit; then answer the
+%% callers that wait.
+commit_group(First, #state{host = Host} = State) ->
+    Group = [First | queued_stores(?MAX_GROUP - 1)],
+    Results = write(Host, [A || {_, A} <- Group]),
+    lists:foreach(fun({{nobody, _}, _Result}) -> ok;
+                     ({{Caller, _}, Result}) -> gen_server:reply(Caller, Result)
+                  end, lists:zip(Group, Results)),
+    N = length(Group),
+    State#state{stores = State#state.stores + N,
+                commits = State#state.commits + 1,
+                largest = max(N, State#state.largest),
+                unwaited = State#state.unwaited
+                    + length([nobody || {nobody, _} <- Group])}.
+
+%% The stores that arrived while the last commit ran, in mailbox order (which
+%% keeps a sender's copy ahead of its recipient's). They are gen_server calls
+%% and casts still in the mailbox; taking them here handles them as
+%% handle_call and handle_cast would.
 queued_stores(0) -> [];
 queued_stores(Room) ->
     receive
         {'$gen_call', From, {store, Args}} ->
-            [{From, Args} | queued_stores(Room - 1)]
+            [{From, Args} | queued_stores(Room - 1)];
+        {'$gen_cast', {store, Args}} ->
+            [{nobody, Args} | queued_stores(Room - 1)]
     after 0 ->
         []
     end.
