@@ -198,15 +198,18 @@ class Worker:
         reached the server together and their wait in its queue was measured as latency."""
         due = time.monotonic()
         while not self.stopping.is_set():
-            if self.rate <= 0 or not self.up or len(self.recipients) < 2:
+            if not self.can_send():
                 await asyncio.sleep(IDLE_POLL_SECONDS)
                 due = time.monotonic()
                 continue
             due += self.random.expovariate(self.rate)
             # Behind schedule (a busy loop), it sends at once, still yielding to the reads.
             await asyncio.sleep(max(0.0, due - time.monotonic()))
-            if self.rate > 0:
+            if self.can_send():  # the rate, or the sessions, may have gone meanwhile
                 self.send_one()
+
+    def can_send(self) -> bool:
+        return self.rate > 0 and bool(self.up) and len(self.recipients) >= 2
 
     def send_one(self) -> None:
         index = self.random.choice(self.up)

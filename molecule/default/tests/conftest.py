@@ -88,11 +88,15 @@ def secret(host, name: str) -> str:
 
 
 def on_ejabberd(host, expression: str) -> str:
-    """Evaluate Erlang expressions on the running ejabberd node; what they return, printed."""
+    """Evaluate Erlang expressions on the running ejabberd node; what they return, printed
+    (erl_call's `{ok, Value}` unwrapped; anything else, an exception among them, fails)."""
     cookie = host.file("/var/lib/ejabberd/.erlang.cookie").content_string.strip()
     answer = host.run(
         f"printf '%s\\n' {shlex.quote(expression)} | /usr/lib/erlang/bin/erl_call "
         f"-sname ejabberd@localhost -c {cookie} -e"
     )
     assert answer.rc == 0, answer.stderr
-    return answer.stdout
+    printed = answer.stdout.strip()
+    assert printed.startswith("{ok, "), printed
+    assert printed.endswith("}"), printed
+    return printed[len("{ok, ") : -1]
