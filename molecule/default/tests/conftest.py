@@ -18,6 +18,7 @@ SCENARIO = Path(__file__).resolve().parents[1]
 REPO = SCENARIO.parents[1]
 GROUP_VARS = yaml.safe_load((SCENARIO / "inventory/group_vars/im_servers.yml").read_text())
 DOMAIN: str = GROUP_VARS["ejabberd_domain"]
+EJABBERD_CONFIG = "/etc/ejabberd/ejabberd.yml"
 
 
 @dataclass(frozen=True)
@@ -100,3 +101,25 @@ def on_ejabberd(host, expression: str) -> str:
     assert printed.startswith("{ok, "), printed
     assert printed.endswith("}"), printed
     return printed[len("{ok, ") : -1]
+
+
+@pytest.fixture
+def archive_waits_for_disk(host) -> Iterator[None]:
+    """The live node with `wait_for_disk: true`, set as a user would (ejabberd.yml edited,
+    the configuration reloaded), and put back afterwards."""
+
+    def configure(value: str) -> None:
+        edit = f"s/^    wait_for_disk: .*/    wait_for_disk: {value}/"
+        host.check_output(f"sed -i '{edit}' {EJABBERD_CONFIG} && ejabberdctl reload_config")
+        option = on_ejabberd(
+            host,
+            "[Host | _] = ejabberd_option:hosts(),"
+            " gen_mod:get_module_opt(Host, mod_mam_sql_grouped, wait_for_disk).",
+        )
+        assert option == value
+
+    configure("true")
+    try:
+        yield
+    finally:
+        configure("false")

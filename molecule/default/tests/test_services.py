@@ -191,7 +191,8 @@ def test_ejabberd_finds_its_own_files_and_ours(host) -> None:
 
 def queue_one_group(host, body_seven: str = "7", before: str = "ok", after: str = "ok") -> dict:
     """Suspend the archive writer, queue 20 stores (copy 7's body is `body_seven`), resume it:
-    what the callers got, what the database holds, and what the writer counted."""
+    what the callers got, what the database holds once the queue is written, and what the
+    writer counted."""
     user = f"gc{secrets.token_hex(4)}"
     expression = f"""
         [Host | _] = ejabberd_option:hosts(), User = <<"{user}">>,
@@ -220,6 +221,7 @@ def queue_one_group(host, body_seven: str = "7", before: str = "ok", after: str 
             sys:resume(Writer)
         end,
         Results = [receive {{stored, R}} -> R after 30000 -> timeout end || _ <- lists:seq(1, 20)],
+        ok = mod_mam_sql_grouped:flush(Host),
         {after},
         After = mod_mam_sql_grouped:stats(Host),
         {{selected, _, [[Rows]]}} = ejabberd_sql:sql_query(
@@ -242,20 +244,36 @@ def test_archive_commits_queued_copies_together(host) -> None:
     )
 
 
-def test_archive_group_the_database_refuses_loses_only_the_refused_copy(host) -> None:
-    """When SQLite refuses a group's INSERT (here a trigger refuses one copy), nothing of it
-    is written; the writer writes each copy alone, so the other 19 are archived and only
-    the refused copy's caller gets an error."""
+def refuse_one_copy(host) -> dict:
+    """queue_one_group with SQLite refusing copy 7 (a trigger)."""
     trigger = (
         "CREATE TEMP TRIGGER pi_im_refuse BEFORE INSERT ON archive WHEN NEW.txt = 'refuse me' "
         "BEGIN SELECT RAISE(ABORT, 'refused by the test'); END"
     )
-    got = queue_one_group(
+    return queue_one_group(
         host,
         body_seven="refuse me",
         before=f'{{updated, _}} = ejabberd_sql:sql_query(Host, [<<"{trigger}">>])',
         after='{updated, _} = ejabberd_sql:sql_query(Host, [<<"DROP TRIGGER temp.pi_im_refuse">>])',
     )
+
+
+def test_archive_group_the_database_refuses_loses_only_the_refused_copy(host) -> None:
+    """When SQLite refuses a group's INSERT, nothing of it is written; the writer writes each
+    copy alone, so the other 19 are archived. As shipped nobody waits for a copy, so every
+    caller got `ok` at once (the refusal is logged)."""
+    got = refuse_one_copy(host)
+    answer = got.pop("answer")
+    assert got == {"queued": "true", "oks": "20", "rows": "19", "stores": "20", "commits": "1"}, (
+        answer
+    )
+
+
+@pytest.mark.usefixtures("archive_waits_for_disk")
+def test_waiting_for_disk_only_the_refused_copys_caller_gets_an_error(host) -> None:
+    """With `wait_for_disk: true` each caller waits for its copy's commit and learns its
+    outcome: the other 19 are archived and only the refused copy's caller gets an error."""
+    got = refuse_one_copy(host)
     answer = got.pop("answer")
     assert got == {"queued": "true", "oks": "19", "rows": "19", "stores": "20", "commits": "1"}, (
         answer
@@ -286,6 +304,7 @@ ROWS_AS_EJABBERD_WRITES = """
         [[binary:replace(Owner, User, <<"USER">>) | Rest] || [Owner | Rest] <- Rows]
     end,
     Stored = {Write(mod_mam_sql, Theirs), Write(mod_mam_sql_grouped, Ours)},
+    ok = mod_mam_sql_grouped:flush(Host),
     {TheirRows, OurRows} = {Read(Theirs), Read(Ours)},
     [begin mod_mam_sql:remove_user(U, Host), mod_mam_sql:remove_room(Host, U, Host) end
      || U <- [Theirs, Ours]],
@@ -342,14 +361,15 @@ def test_archive_clean_up_deletes_only_expired_messages(host) -> None:
              {{xmlel, <<"message">>, [{{<<"type">>, <<"chat">>}}],
               [{{xmlel, <<"body">>, [], [{{xmlcdata, Body}}]}}]}},
              Host, {{User, Host}}, chat, Peer, <<>>, recv, Now - Age)
-         || {{Body, Age}} <- Ages]."""
+         || {{Body, Age}} <- Ages]
+        ++ [mod_mam_sql_grouped:flush(Host)]."""
     count = f"""
         [Host | _] = ejabberd_option:hosts(),
         {{selected, _, Rows}} = ejabberd_sql:sql_query(
             Host, [<<"select txt from archive where username='{user}' order by timestamp">>]),
         [binary_to_atom(Body) || [Body] <- Rows]."""
     try:
-        assert "[ok,ok]" in on_ejabberd(host, setup).replace(" ", "")
+        assert "[ok,ok,ok]" in on_ejabberd(host, setup).replace(" ", "")
         assert "[old,new]" in on_ejabberd(host, count).replace(" ", "")
         cleaned = host.run("systemctl start pi-im-ejabberd-cleanup.service")
         assert cleaned.rc == 0, cleaned.stdout + cleaned.stderr

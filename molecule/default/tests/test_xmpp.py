@@ -54,6 +54,16 @@ async def log_in(account: Account, cert: Path, address: str) -> Client:
     return client
 
 
+async def history_with(client: Client, peer: str) -> list[str]:
+    """The bodies of `client`'s archive (XEP-0313) with `peer`, oldest first."""
+    return [
+        result["mam_result"]["forwarded"]["stanza"]["body"]
+        async for result in client.plugin["xep_0313"].iterate(
+            with_jid=slixmpp.JID(peer), rsm={"max": 25}
+        )
+    ]
+
+
 def test_starttls_scram_login_and_message(accounts, device_cert: Path, address: str) -> None:
     async def exchange() -> tuple[str, str, str]:
         alice = await log_in(accounts[0], device_cert, address)
@@ -88,15 +98,10 @@ def test_history_keeps_every_message_in_order(accounts, device_cert: Path, addre
             alice.send_message(mto=accounts[1].jid, mbody=body, mtype="chat")
         for _ in sent:
             await asyncio.wait_for(bob.messages.get(), 15)
-        kept = []
-        for owner, peer in ((alice, accounts[1].jid), (bob, accounts[0].jid)):
-            bodies = [
-                result["mam_result"]["forwarded"]["stanza"]["body"]
-                async for result in owner.plugin["xep_0313"].iterate(
-                    with_jid=slixmpp.JID(peer), rsm={"max": 25}
-                )
-            ]
-            kept.append(bodies)
+        kept = [
+            await history_with(owner, peer)
+            for owner, peer in ((alice, accounts[1].jid), (bob, accounts[0].jid))
+        ]
         for client in (alice, bob):
             client.disconnect()
         return sent, kept[0], kept[1]
@@ -131,13 +136,77 @@ def archived_copies(host, body: str) -> int:
     return int(on_ejabberd(host, expression))
 
 
-def test_a_message_is_delivered_after_both_copies_are_on_disk_and_its_sender_goes_on(
+def test_a_message_is_delivered_at_once_and_its_copies_reach_disk_after_it(
     host, accounts, device_cert: Path, address: str
 ) -> None:
-    """With the archive's writer held, a message is not delivered (the recipient's copy waits
-    for its commit, behind the sender's copy in the same writer), while the sender's session
-    goes on answering; once the writer runs, both copies are in the database when the message
-    arrives, and the sender's copy was committed without anyone waiting on it."""
+    """As shipped (`wait_for_disk: false`): with the archive's writer held, a message is still
+    delivered, its two copies waiting in the writer's queue and not yet on disk; a history
+    read made then waits for them, and holds the message once the writer runs."""
+    body = f"early {secrets.token_hex(6)}"
+
+    async def exchange() -> tuple[str, str, int, bool, list[str]]:
+        alice = await log_in(accounts[0], device_cert, address)
+        bob = await log_in(accounts[1], device_cert, address)
+        archive_writer(host, "suspend")
+        try:
+            alice.send_message(mto=accounts[1].jid, mbody=body, mtype="chat")
+            received = await asyncio.wait_for(bob.messages.get(), 15)
+            queued = archive_writer(host, "queued")
+            on_disk = archived_copies(host, body)
+            reading = asyncio.ensure_future(history_with(bob, accounts[0].jid))
+            await asyncio.sleep(1)
+            read_while_held = reading.done()
+        finally:
+            archive_writer(host, "resume")
+        history = await asyncio.wait_for(reading, 15)
+        for client in (alice, bob):
+            client.disconnect()
+        return received["body"], queued, on_disk, read_while_held, history
+
+    unwaited = int(archive_writer(host, "unwaited"))
+    received, queued, on_disk, read_while_held, history = asyncio.run(exchange())
+    assert (received, queued, on_disk, read_while_held) == (body, "2", 0, False)
+    assert history[-1:] == [body]
+    assert archived_copies(host, body) == 2
+    assert int(archive_writer(host, "unwaited")) == unwaited + 2
+
+
+def test_copies_still_queued_when_ejabberd_stops_are_written(
+    host, accounts, device_cert: Path, address: str
+) -> None:
+    """A clean stop (a reboot, an upgrade) writes the copies of messages already delivered
+    before ejabberd exits: here they wait in the held writer's queue when ejabberd restarts."""
+    body = f"stopping {secrets.token_hex(6)}"
+
+    async def exchange() -> tuple[str, str, int]:
+        alice = await log_in(accounts[0], device_cert, address)
+        bob = await log_in(accounts[1], device_cert, address)
+        archive_writer(host, "suspend")
+        alice.send_message(mto=accounts[1].jid, mbody=body, mtype="chat")
+        received = await asyncio.wait_for(bob.messages.get(), 15)
+        queued = archive_writer(host, "queued")
+        on_disk = archived_copies(host, body)
+        for client in (alice, bob):
+            client.disconnect()
+        return received["body"], queued, on_disk
+
+    try:
+        received, queued, on_disk = asyncio.run(exchange())
+    finally:
+        host.check_output("systemctl restart ejabberd")  # also lets a held writer go
+    assert (received, queued, on_disk) == (body, "2", 0)
+    assert archived_copies(host, body) == 2
+
+
+@pytest.mark.usefixtures("archive_waits_for_disk")
+def test_waiting_for_disk_a_message_is_delivered_after_both_copies_and_its_sender_goes_on(
+    host, accounts, device_cert: Path, address: str
+) -> None:
+    """With `wait_for_disk: true` and the archive's writer held, a message is not delivered
+    (the recipient's copy waits for its commit, behind the sender's copy in the same writer),
+    while the sender's session goes on answering; once the writer runs, both copies are in
+    the database when the message arrives, and the sender's copy was committed without anyone
+    waiting on it."""
     body = f"held {secrets.token_hex(6)}"
 
     async def exchange() -> tuple[str, int, str, int]:
