@@ -7,8 +7,9 @@
 %% store goes through one writer process per host; the writer takes whatever
 %% stores have queued up while the previous commit ran and writes them as
 %% ONE multi-row INSERT (one statement, so one transaction). The rows are
-%% the ones mod_mam_sql writes (Molecule compares them column by column); a
-%% group the database refuses is written again copy by copy by mod_mam_sql.
+%% the ones mod_mam_sql writes (Molecule compares them column by column),
+%% built by each caller; a group the database refuses is written again row
+%% by row.
 %%
 %% Whether a message waits for the disk is this module's option
 %% `wait_for_disk` (it is also a gen_mod, listed under `modules:` only for
@@ -105,10 +106,18 @@ store(Pkt, LServer, US, Type, Peer, Nick, Dir, TS) ->
             %% Writer not running (host starting or stopping): write alone.
             store_one(Args);
         Writer ->
-            case wait_for_disk(LServer)
-                andalso not ahead_of_recipient_copy(LServer, Type, Peer, Dir) of
-                true -> store_waiting(Writer, copy(Args), LServer);
-                false -> gen_server:cast(Writer, {store, copy(Args)})
+            %% The row is built here, while mod_mam (whose options it reads)
+            %% surely runs: the writer may write it as ejabberd stops, after
+            %% mod_mam has. As one binary it reaches the writer uncopied.
+            case answered(fun() -> row(ejabberd_sql:use_new_schema(), Args) end) of
+                {ok, Row} ->
+                    case wait_for_disk(LServer)
+                        andalso not ahead_of_recipient_copy(LServer, Type, Peer, Dir) of
+                        true -> store_waiting(Writer, Row, Args, LServer);
+                        false -> gen_server:cast(Writer, {store, Row})
+                    end;
+                Error ->
+                    Error
             end
     end.
 
@@ -125,14 +134,8 @@ ahead_of_recipient_copy(LServer, chat, Peer, send) ->
 ahead_of_recipient_copy(_LServer, _Type, _Peer, _Dir) ->
     false.
 
-%% A store and its row, built here while mod_mam (whose options the row
-%% reads) surely runs: the writer may write it as ejabberd stops, after
-%% mod_mam has.
-copy(Args) ->
-    {Args, answered(fun() -> row(ejabberd_sql:use_new_schema(), Args) end)}.
-
-store_waiting(Writer, {Args, _Row} = Copy, LServer) ->
-    try gen_server:call(Writer, {store, Copy},
+store_waiting(Writer, Row, Args, LServer) ->
+    try gen_server:call(Writer, {store, Row},
                         ejabberd_option:sql_query_timeout(LServer))
     catch
         exit:{noproc, _} -> store_one(Args);
@@ -235,8 +238,8 @@ init([Host, _Opts]) ->
     process_flag(trap_exit, true),
     {ok, #state{host = Host, last_commit = erlang:monotonic_time(millisecond)}}.
 
-handle_call({store, Copy}, From, State) ->
-    {noreply, commit([{From, Copy} | queued_stores(?MAX_GROUP - 1)], State)};
+handle_call({store, Row}, From, State) ->
+    {noreply, commit([{From, Row} | queued_stores(?MAX_GROUP - 1)], State)};
 handle_call(flush, _From, State) ->
     {reply, ok, State};
 handle_call(stats, _From, State) ->
@@ -246,9 +249,9 @@ handle_call(stats, _From, State) ->
 handle_call(_Request, _From, State) ->
     {reply, {error, badarg}, State}.
 
-handle_cast({store, Copy}, State) ->
+handle_cast({store, Row}, State) ->
     hold_until_due(State),
-    {noreply, commit([{nobody, Copy} | queued_stores(?MAX_GROUP - 1)], State)};
+    {noreply, commit([{nobody, Row} | queued_stores(?MAX_GROUP - 1)], State)};
 handle_cast(_Msg, State) -> {noreply, State}.
 
 handle_info(_Info, State) -> {noreply, State}.
@@ -274,7 +277,7 @@ hold_until_due(#state{host = Host, last_commit = Last}) ->
 %% A group of stores (a first one and those queued behind it) as one
 %% commit; then answer the callers that wait.
 commit(Group, #state{host = Host} = State) ->
-    Results = write(Host, [Copy || {_, Copy} <- Group]),
+    Results = write(Host, [Row || {_, Row} <- Group]),
     lists:foreach(fun({{nobody, _}, _Result}) -> ok;
                      ({{Caller, _}, Result}) -> gen_server:reply(Caller, Result)
                   end, lists:zip(Group, Results)),
@@ -293,28 +296,26 @@ commit(Group, #state{host = Host} = State) ->
 queued_stores(0) -> [];
 queued_stores(Room) ->
     receive
-        {'$gen_call', From, {store, Copy}} ->
-            [{From, Copy} | queued_stores(Room - 1)];
-        {'$gen_cast', {store, Copy}} ->
-            [{nobody, Copy} | queued_stores(Room - 1)]
+        {'$gen_call', From, {store, Row}} ->
+            [{From, Row} | queued_stores(Room - 1)];
+        {'$gen_cast', {store, Row}} ->
+            [{nobody, Row} | queued_stores(Room - 1)]
     after 0 ->
         []
     end.
 
-write(Host, Copies) ->
+write(Host, Rows) ->
     %% The rows were built with this same (start-time) setting.
     NewSchema = ejabberd_sql:use_new_schema(),
-    Rows = [Row || {_Args, Row} <- Copies],
-    case insert(Host, NewSchema, [Row || {ok, Row} <- Rows]) of
+    case insert(Host, NewSchema, Rows) of
         ok ->
-            [case Row of {ok, _} -> ok; Error -> Error end || Row <- Rows];
+            [ok || _ <- Rows];
         {error, Reason} ->
-            %% One statement: nothing of it was written. Write each copy
+            %% One statement: nothing of it was written. Write each row
             %% alone, so one the database refuses costs only that copy.
             logger:error("Archive group of ~B refused (~p): writing each copy "
-                         "alone", [length(Copies), Reason]),
-            [case Row of {ok, _} -> store_one(Args); Error -> Error end
-             || {Args, Row} <- Copies]
+                         "alone", [length(Rows), Reason]),
+            [insert(Host, NewSchema, [Row]) || Row <- Rows]
     end.
 
 insert(_Host, _NewSchema, []) ->
@@ -357,7 +358,7 @@ row(NewSchema, [Pkt, LServer, {LUser, LHost}, Type, Peer, Nick, _Dir, TS]) ->
             fxml:get_subtag_cdata(Pkt, <<"body">>),
             misc:atom_to_binary(Type),
             Nick],
-    {ok, [$(, lists:join($,, [literal(T) || T <- Texts]), $)]}.
+    {ok, iolist_to_binary([$(, lists:join($,, [literal(T) || T <- Texts]), $)])}.
 
 %% What ejabberd_sql:to_string_literal(sqlite, S) makes (quotes doubled), by
 %% a BIF instead of a byte-by-byte comprehension: it was most of the row's
@@ -366,12 +367,12 @@ literal(N) when is_integer(N) -> integer_to_binary(N);
 literal(S) when is_binary(S) ->
     [$', binary:replace(S, <<"'">>, <<"''">>, [global]), $'].
 
-%% One copy, by mod_mam_sql itself (a group refused, or no writer).
+%% One copy, by mod_mam_sql itself (no writer).
 store_one(Args) ->
     answered(fun() -> apply(mod_mam_sql, store, Args) end).
 
 %% A copy that fails (building its row, or mod_mam_sql writing it) is that
-%% copy's {error, Reason}, logged; it is left out of the group's INSERT.
+%% caller's {error, Reason}, logged; it never reaches the writer.
 answered(Fun) ->
     try Fun()
     catch
