@@ -113,7 +113,8 @@ store(Pkt, LServer, US, Type, Peer, Nick, Dir, TS) ->
                 {ok, Row} ->
                     case wait_for_disk(LServer)
                         andalso not ahead_of_recipient_copy(LServer, Type, Peer, Dir) of
-                        true -> store_waiting(Writer, Row, Args, LServer);
+                        true -> call_writer(LServer, {store, Row},
+                                            fun() -> store_one(Args) end);
                         false -> gen_server:cast(Writer, {store, Row})
                     end;
                 Error ->
@@ -134,11 +135,13 @@ ahead_of_recipient_copy(LServer, chat, Peer, send) ->
 ahead_of_recipient_copy(_LServer, _Type, _Peer, _Dir) ->
     false.
 
-store_waiting(Writer, Row, Args, LServer) ->
-    try gen_server:call(Writer, {store, Row},
-                        ejabberd_option:sql_query_timeout(LServer))
+%% A call to Host's writer, bounded like an SQL query; Gone() answers when
+%% the writer is not running (host starting or stopping).
+call_writer(Host, Request, Gone) ->
+    try gen_server:call(proc(Host), Request,
+                        ejabberd_option:sql_query_timeout(Host))
     catch
-        exit:{noproc, _} -> store_one(Args);
+        exit:{noproc, _} -> Gone();
         exit:{timeout, _} -> {error, timeout}
     end.
 
@@ -149,12 +152,7 @@ stats(Host) ->
 %% (the writer handles its mailbox in order). `ok` also when no writer runs:
 %% then every store wrote alone.
 flush(Host) ->
-    try gen_server:call(proc(Host), flush,
-                        ejabberd_option:sql_query_timeout(Host))
-    catch
-        exit:{noproc, _} -> ok;
-        exit:{timeout, _} -> {error, timeout}
-    end.
+    call_writer(Host, flush, fun() -> ok end).
 
 remove_user(LUser, LServer) ->
     %% A copy still queued would be written after the delete.
