@@ -189,10 +189,16 @@ def test_ejabberd_finds_its_own_files_and_ours(host) -> None:
     assert host.file(f"{lib_dir}/priv/sql/lite.sql").exists
 
 
-def queue_one_group(host, body_seven: str = "7", before: str = "ok", after: str = "ok") -> dict:
-    """Suspend the archive writer, queue 20 stores (copy 7's body is `body_seven`), resume it:
-    what the callers got, what the database holds once the queue is written, and what the
-    writer counted."""
+def queue_one_group(
+    host,
+    body_seven: str = "7",
+    children_seven: str = "[Body]",
+    before: str = "ok",
+    after: str = "ok",
+) -> dict:
+    """Suspend the archive writer, queue 20 stores (copy 7's body is `body_seven`, its
+    message's children the Erlang list `children_seven`), resume it: what the callers got,
+    what the database holds once the queue is written, and what the writer counted."""
     user = f"gc{secrets.token_hex(4)}"
     expression = f"""
         [Host | _] = ejabberd_option:hosts(), User = <<"{user}">>,
@@ -204,7 +210,8 @@ def queue_one_group(host, body_seven: str = "7", before: str = "ok", after: str 
         Store = fun(N) ->
             Text = case N of 7 -> <<"{body_seven}">>; _ -> integer_to_binary(N) end,
             Body = {{xmlel, <<"body">>, [], [{{xmlcdata, Text}}]}},
-            Pkt = {{xmlel, <<"message">>, [{{<<"type">>, <<"chat">>}}], [Body]}},
+            Children = case N of 7 -> {children_seven}; _ -> [Body] end,
+            Pkt = {{xmlel, <<"message">>, [{{<<"type">>, <<"chat">>}}], Children}},
             Me ! {{stored, mod_mam_sql_grouped:store(Pkt, Host, {{User, Host}}, chat, Peer, <<>>,
                                                    recv, erlang:system_time(microsecond) + N)}}
         end,
@@ -258,11 +265,22 @@ def refuse_one_copy(host) -> dict:
     )
 
 
-def test_archive_group_the_database_refuses_loses_only_the_refused_copy(host) -> None:
-    """When SQLite refuses a group's INSERT, nothing of it is written; the writer writes each
-    copy alone, so the other 19 are archived. As shipped nobody waits for a copy, so every
-    caller got `ok` at once (the refusal is logged)."""
-    got = refuse_one_copy(host)
+def copy_without_a_row(host) -> dict:
+    """queue_one_group with copy 7 a message the writer cannot turn into a row (a child that
+    is not XML)."""
+    return queue_one_group(host, children_seven="[Body, not_an_element]")
+
+
+# One bad copy in a group of 20: SQLite refuses the group's INSERT (nothing of it is
+# written, so the writer writes each copy alone), or the writer cannot build the copy's row
+# (it is logged and left out). Either way the other 19 are archived.
+BAD_COPY = {"refused by SQLite": refuse_one_copy, "without a row": copy_without_a_row}
+
+
+@pytest.mark.parametrize("bad_copy", BAD_COPY.values(), ids=BAD_COPY.keys())
+def test_archive_group_with_a_bad_copy_loses_only_that_copy(host, bad_copy) -> None:
+    """As shipped nobody waits for a copy, so every caller got `ok` at once."""
+    got = bad_copy(host)
     answer = got.pop("answer")
     assert got == {"queued": "true", "oks": "20", "rows": "19", "stores": "20", "commits": "1"}, (
         answer
@@ -270,10 +288,11 @@ def test_archive_group_the_database_refuses_loses_only_the_refused_copy(host) ->
 
 
 @pytest.mark.usefixtures("archive_waits_for_disk")
-def test_waiting_for_disk_only_the_refused_copys_caller_gets_an_error(host) -> None:
+@pytest.mark.parametrize("bad_copy", BAD_COPY.values(), ids=BAD_COPY.keys())
+def test_waiting_for_disk_only_the_bad_copys_caller_gets_an_error(host, bad_copy) -> None:
     """With `wait_for_disk: true` each caller waits for its copy's commit and learns its
-    outcome: the other 19 are archived and only the refused copy's caller gets an error."""
-    got = refuse_one_copy(host)
+    outcome: only the bad copy's caller gets an error."""
+    got = bad_copy(host)
     answer = got.pop("answer")
     assert got == {"queued": "true", "oks": "19", "rows": "19", "stores": "20", "commits": "1"}, (
         answer
