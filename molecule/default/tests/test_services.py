@@ -212,8 +212,9 @@ def queue_one_group(
             Body = {{xmlel, <<"body">>, [], [{{xmlcdata, Text}}]}},
             Children = case N of 7 -> {children_seven}; _ -> [Body] end,
             Pkt = {{xmlel, <<"message">>, [{{<<"type">>, <<"chat">>}}], Children}},
-            Me ! {{stored, mod_mam_sql_grouped:store(Pkt, Host, {{User, Host}}, chat, Peer, <<>>,
-                                                   recv, erlang:system_time(microsecond) + N)}}
+            Me ! {{stored, N, mod_mam_sql_grouped:store(Pkt, Host, {{User, Host}}, chat, Peer,
+                                                      <<>>, recv,
+                                                      erlang:system_time(microsecond) + N)}}
         end,
         {before}, ok = sys:suspend(Writer),
         Queued = try
@@ -227,14 +228,17 @@ def queue_one_group(
         after
             sys:resume(Writer)
         end,
-        Results = [receive {{stored, R}} -> R after 30000 -> timeout end || _ <- lists:seq(1, 20)],
+        Results = [receive {{stored, N, R}} -> {{N, R}} after 30000 -> {{0, timeout}} end
+                   || _ <- lists:seq(1, 20)],
         ok = mod_mam_sql_grouped:flush(Host),
         {after},
         After = mod_mam_sql_grouped:stats(Host),
         {{selected, _, [[Rows]]}} = ejabberd_sql:sql_query(
             Host, [<<"select count(*) from archive where username='", User/binary, "'">>]),
         mod_mam_sql:remove_user(User, Host),
-        {{queued, Queued, oks, length([ok || ok <- Results]), rows, binary_to_integer(Rows),
+        Failed = case [N || {{N, R}} <- Results, R /= ok] of [] -> none; [F] -> F; _ -> many end,
+        {{queued, Queued, oks, length([ok || {{_, ok}} <- Results]), failed, Failed,
+          rows, binary_to_integer(Rows),
           stores, maps:get(stores, After) - maps:get(stores, Before),
           commits, maps:get(commits, After) - maps:get(commits, Before)}}."""
     answer = on_ejabberd(host, expression)
@@ -246,9 +250,14 @@ def test_archive_commits_queued_copies_together(host) -> None:
     each caller answered only after it, and every copy is in the database."""
     got = queue_one_group(host)
     answer = got.pop("answer")
-    assert got == {"queued": "true", "oks": "20", "rows": "20", "stores": "20", "commits": "1"}, (
-        answer
-    )
+    assert got == {
+        "queued": "true",
+        "oks": "20",
+        "failed": "none",
+        "rows": "20",
+        "stores": "20",
+        "commits": "1",
+    }, answer
 
 
 def refuse_one_copy(host) -> dict:
@@ -282,21 +291,31 @@ def test_archive_group_with_a_bad_copy_loses_only_that_copy(host, bad_copy) -> N
     """As shipped nobody waits for a copy, so every caller got `ok` at once."""
     got = bad_copy(host)
     answer = got.pop("answer")
-    assert got == {"queued": "true", "oks": "20", "rows": "19", "stores": "20", "commits": "1"}, (
-        answer
-    )
+    assert got == {
+        "queued": "true",
+        "oks": "20",
+        "failed": "none",
+        "rows": "19",
+        "stores": "20",
+        "commits": "1",
+    }, answer
 
 
 @pytest.mark.usefixtures("archive_waits_for_disk")
 @pytest.mark.parametrize("bad_copy", BAD_COPY.values(), ids=BAD_COPY.keys())
 def test_waiting_for_disk_only_the_bad_copys_caller_gets_an_error(host, bad_copy) -> None:
     """With `wait_for_disk: true` each caller waits for its copy's commit and learns its
-    outcome: only the bad copy's caller gets an error."""
+    outcome: only the bad copy's caller (copy 7) gets an error."""
     got = bad_copy(host)
     answer = got.pop("answer")
-    assert got == {"queued": "true", "oks": "19", "rows": "19", "stores": "20", "commits": "1"}, (
-        answer
-    )
+    assert got == {
+        "queued": "true",
+        "oks": "19",
+        "failed": "7",
+        "rows": "19",
+        "stores": "20",
+        "commits": "1",
+    }, answer
 
 
 ROWS_AS_EJABBERD_WRITES = """

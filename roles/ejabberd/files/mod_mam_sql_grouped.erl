@@ -276,10 +276,10 @@ hold_until_due(#state{host = Host, last_commit = Last}) ->
 %% built is that copy's {error, Reason} (logged) and left out of the group.
 commit(Group, #state{host = Host} = State) ->
     NewSchema = ejabberd_sql:use_new_schema(),
-    Built = [{Caller, answered(fun() -> row(NewSchema, CompressXML, Args) end)}
-             || {Caller, {CompressXML, Args}} <- Group],
-    Written = write(Host, NewSchema, [Row || {_, {ok, Row}} <- Built]),
-    answer(Built, Written),
+    Rows = [answered(fun() -> row(NewSchema, CompressXML, Args) end)
+            || {_, {CompressXML, Args}} <- Group],
+    lists:foreach(fun({{Caller, _}, Result}) -> reply(Caller, Result) end,
+                  lists:zip(Group, write(Host, NewSchema, Rows))),
     N = length(Group),
     State#state{last_commit = erlang:monotonic_time(millisecond),
                 stores = State#state.stores + N,
@@ -287,17 +287,6 @@ commit(Group, #state{host = Host} = State) ->
                 largest = max(N, State#state.largest),
                 unwaited = State#state.unwaited
                     + length([nobody || {nobody, _} <- Group])}.
-
-%% Each waiting caller gets its copy's outcome: its row's error, or what
-%% writing the row got (Written follows the built rows in order).
-answer([], []) ->
-    ok;
-answer([{Caller, {ok, _Row}} | Built], [Result | Written]) ->
-    reply(Caller, Result),
-    answer(Built, Written);
-answer([{Caller, Error} | Built], Written) ->
-    reply(Caller, Error),
-    answer(Built, Written).
 
 reply(nobody, _Result) -> ok;
 reply(Caller, Result) -> gen_server:reply(Caller, Result).
@@ -317,16 +306,22 @@ queued_stores(Room) ->
         []
     end.
 
+%% Rows are {ok, Row} or the error building it met; the answer is one
+%% result per copy, in order: ok, or why that copy is not archived.
 write(Host, NewSchema, Rows) ->
-    case insert(Host, NewSchema, Rows) of
+    EachBuilt = fun(Write) ->
+                        [case R of {ok, Row} -> Write(Row); Error -> Error end
+                         || R <- Rows]
+                end,
+    case insert(Host, NewSchema, [Row || {ok, Row} <- Rows]) of
         ok ->
-            [ok || _ <- Rows];
+            EachBuilt(fun(_Row) -> ok end);
         {error, Reason} ->
             %% One statement: nothing of it was written. Write each row
             %% alone, so one the database refuses costs only that copy.
             logger:error("Archive group of ~B refused (~p): writing each copy "
                          "alone", [length(Rows), Reason]),
-            [insert(Host, NewSchema, [Row]) || Row <- Rows]
+            EachBuilt(fun(Row) -> insert(Host, NewSchema, [Row]) end)
     end.
 
 insert(_Host, _NewSchema, []) ->
