@@ -13,7 +13,7 @@ import httpx
 import pytest
 import slixmpp
 
-from conftest import DOMAIN, Account, on_ejabberd, secret
+from conftest import DOMAIN, EJABBERD_CONFIG, Account, on_ejabberd, secret
 from xmpp_framed import AuthenticationFailed, BoshTransport, FramedClient, WebSocketTransport
 
 
@@ -196,6 +196,38 @@ def test_copies_still_queued_when_ejabberd_stops_are_written(
         host.check_output("systemctl restart ejabberd")  # also lets a held writer go
     assert (received, queued, on_disk) == (body, "2", 0)
     assert archived_copies(host, body) == 2
+
+
+def sqlite_connection_settings(host) -> tuple[int, int]:
+    """Page cache (negative: KiB) and checkpoint interval (pages) of ejabberd's live SQLite
+    connection: settings of the connection, not of the file, so only the node can say."""
+    expression = """
+        [Host | _] = ejabberd_option:hosts(),
+        [begin
+             {selected, _, [[Value]]} = ejabberd_sql:sql_query(Host, [<<"PRAGMA ", Name/binary>>]),
+             binary_to_integer(Value)
+         end || Name <- [<<"cache_size">>, <<"wal_autocheckpoint">>]]."""
+    cache, checkpoint = (int(v) for v in on_ejabberd(host, expression).strip("[]").split(","))
+    return cache, checkpoint
+
+
+def test_the_archive_sizes_ejabberds_sqlite_connection_and_a_reload_resizes_it(host) -> None:
+    # Set when ejabberd started (SQLite's own defaults are -2000 and 1000).
+    assert sqlite_connection_settings(host) == (-32 * 1024, 10000)
+
+    def configure(cache_mb: int, pages: int) -> None:
+        edits = (
+            f"-e 's/^    sqlite_cache_mb: .*/    sqlite_cache_mb: {cache_mb}/' "
+            f"-e 's/^    sqlite_checkpoint_pages: .*/    sqlite_checkpoint_pages: {pages}/'"
+        )
+        host.check_output(f"sed -i {edits} {EJABBERD_CONFIG} && ejabberdctl reload_config")
+
+    configure(8, 2000)
+    try:
+        assert sqlite_connection_settings(host) == (-8 * 1024, 2000)
+    finally:
+        configure(32, 10000)
+    assert sqlite_connection_settings(host) == (-32 * 1024, 10000)
 
 
 @pytest.mark.usefixtures("archive_waits_for_disk")
