@@ -259,7 +259,7 @@ mod_doc() ->
                             "(default 10000).">>}}]}.
 
 %% Sets the SQLite connection's page cache and checkpoint interval (top of
-%% the module). A failure is logged: the archive works on SQLite's defaults.
+%% the module). A failure is logged and leaves the setting as it was.
 tune_connection(Host, Opts) ->
     case ejabberd_option:sql_type(Host) of
         sqlite -> set_pragmas(Host, Opts);
@@ -276,8 +276,8 @@ set_pragmas(Host, Opts) ->
               Pragma = [<<"PRAGMA ">>, Name, $=, integer_to_binary(Value)],
               case ejabberd_sql:sql_query(Host, [Pragma]) of
                   {error, Reason} ->
-                      logger:warning("SQLite ~ts not set (~p): left at "
-                                     "SQLite's default", [Name, Reason]);
+                      logger:warning("SQLite ~ts not set (~p): left as it "
+                                     "was", [Name, Reason]);
                   _ -> ok
               end
       end, Pragmas).
