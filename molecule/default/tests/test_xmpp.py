@@ -212,7 +212,9 @@ def sqlite_connection_settings(host) -> tuple[int, int]:
 
 
 def test_the_archive_sizes_ejabberds_sqlite_connection_and_a_reload_resizes_it(host) -> None:
-    # Set when ejabberd started (SQLite's own defaults are -2000 and 1000).
+    # Set when ejabberd starts (SQLite's own defaults are -2000 and 1000). Restarted here so
+    # that a reload by an earlier test cannot be what set them.
+    host.check_output("systemctl restart ejabberd")
     assert sqlite_connection_settings(host) == (-32 * 1024, 10000)
 
     def configure(cache_mb: int, pages: int) -> None:

@@ -40,7 +40,7 @@
 %% write_prefs and remove_user) answers "none" for anyone else without a
 %% query.
 %%
-%% The writer also sizes ejabberd's SQLite connection for the archive's
+%% The module also sizes ejabberd's SQLite connection for the archive's
 %% writes (options `sqlite_cache_mb`, `sqlite_checkpoint_pages`): every copy
 %% lands on three pages of the user-keyed indexes, scattered over the file.
 %% With SQLite's 2 MB page cache most of them were read back from disk first,
@@ -133,14 +133,9 @@ store(Pkt, LServer, US, Type, Peer, Nick, Dir, TS) ->
     end.
 
 wait_for_disk(Host) ->
-    option(Host, wait_for_disk).
-
-%% The module's option, or its default while the module is not loaded (mod_mam
-%% may start the backend first).
-option(Host, Name) ->
     case gen_mod:is_loaded(Host, ?MODULE) of
-        true -> gen_mod:get_module_opt(Host, ?MODULE, Name);
-        false -> proplists:get_value(Name, mod_options(Host))
+        true -> gen_mod:get_module_opt(Host, ?MODULE, wait_for_disk);
+        false -> proplists:get_value(wait_for_disk, mod_options(Host))
     end.
 
 %% The sender's copy of a chat to a user of this host: the recipient's copy
@@ -228,9 +223,9 @@ delete_old_messages(ServerHost, TimeStamp, Type) ->
 %%% The writer belongs to the backend (mod_mam starts it), so there is
 %%% nothing else to start or stop; store/8 reads `wait_for_disk` on every
 %%% copy, and a config reload sets the connection's options again, so both
-%%% take effect at once. The writer sets them too when it starts: whichever
-%%% of mod_mam and this module ejabberd starts first, the connection ends up
-%%% with the configured values.
+%%% take effect at once. The options belong to the connection, not to the
+%%% writer: ejabberd starts its SQL connections before any module (host_up
+%%% hooks at 20 and 40), so start/2 finds the connection there.
 %%%===================================================================
 start(Host, Opts) -> tune_connection(Host, Opts).
 stop(_Host) -> ok.
@@ -289,9 +284,6 @@ init([Host, _Opts]) ->
     %% A stop (supervisor shutdown) reaches terminate/2, which writes what is
     %% still queued: nobody waited for those copies.
     process_flag(trap_exit, true),
-    tune_connection(Host, maps:from_list(
-                            [{Name, option(Host, Name)}
-                             || Name <- [sqlite_cache_mb, sqlite_checkpoint_pages]])),
     {ok, #state{host = Host, last_commit = erlang:monotonic_time(millisecond)}}.
 
 handle_call({store, Copy}, From, State) ->
