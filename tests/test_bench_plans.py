@@ -37,10 +37,18 @@ def test_each_tuning_variant_runs_the_readme_conditions(variant):
     assert [(s.sessions, s.seconds) for s in chosen.steps] == [(4000, 30)]
 
 
-def test_compare_runs_the_seed_claim_against_both_peers_and_the_appliance_both_ways():
-    peers = {f"docker:{name}" for name in INVENTORY["bench_peers"]["hosts"]}
+def test_compare_runs_the_seed_claim_with_history_on_and_off_on_both_ejabberds_and_prosody():
+    hosts = INVENTORY["bench_peers"]["hosts"]
+    peers = {f"docker:{name}" for name in hosts}
     variants = COMPARE["variant"]
     assert {v["target"] for v in variants if "target" in v} == peers
+    # Stock ejabberd as packaged and with its archive on: like for like with both appliance rows.
+    stock = [
+        h.get("bench_peer_history", False)
+        for h in hosts.values()
+        if h["bench_peer_server"] == "ejabberd"
+    ]
+    assert sorted(stock) == [False, True]
     assert not any("vars" in v for v in variants if "target" in v), "peers run as packaged"
     appliance = [v.get("vars", {}) for v in variants if "target" not in v]
     assert appliance == [{}, {"ejabberd_mam_default": "never"}]
