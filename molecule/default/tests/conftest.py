@@ -103,14 +103,22 @@ def on_ejabberd(host, expression: str) -> str:
     return printed[len("{ok, ") : -1]
 
 
+def configure_archive(host, **options: str | int) -> None:
+    """Options of the archive backend (mod_mam_sql_grouped) set as a user would: their lines
+    in ejabberd.yml edited, the configuration reloaded."""
+    edits = " ".join(
+        f"-e 's/^    {name}: .*/    {name}: {value}/'" for name, value in options.items()
+    )
+    host.check_output(f"sed -i {edits} {EJABBERD_CONFIG} && ejabberdctl reload_config")
+
+
 @pytest.fixture
 def archive_waits_for_disk(host) -> Iterator[None]:
-    """The live node with `wait_for_disk: true`, set as a user would (ejabberd.yml edited,
-    the configuration reloaded), and put back afterwards."""
+    """The live node with `wait_for_disk: true`, set as a user would, and put back
+    afterwards."""
 
     def configure(value: str) -> None:
-        edit = f"s/^    wait_for_disk: .*/    wait_for_disk: {value}/"
-        host.check_output(f"sed -i '{edit}' {EJABBERD_CONFIG} && ejabberdctl reload_config")
+        configure_archive(host, wait_for_disk=value)
         option = on_ejabberd(
             host,
             "[Host | _] = ejabberd_option:hosts(),"

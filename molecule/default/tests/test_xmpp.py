@@ -13,7 +13,7 @@ import httpx
 import pytest
 import slixmpp
 
-from conftest import DOMAIN, EJABBERD_CONFIG, Account, on_ejabberd, secret
+from conftest import DOMAIN, Account, configure_archive, on_ejabberd, secret
 from xmpp_framed import AuthenticationFailed, BoshTransport, FramedClient, WebSocketTransport
 
 
@@ -217,18 +217,11 @@ def test_the_archive_sizes_ejabberds_sqlite_connection_and_a_reload_resizes_it(h
     host.check_output("systemctl restart ejabberd")
     assert sqlite_connection_settings(host) == (-32 * 1024, 10000)
 
-    def configure(cache_mb: int, pages: int) -> None:
-        edits = (
-            f"-e 's/^    sqlite_cache_mb: .*/    sqlite_cache_mb: {cache_mb}/' "
-            f"-e 's/^    sqlite_checkpoint_pages: .*/    sqlite_checkpoint_pages: {pages}/'"
-        )
-        host.check_output(f"sed -i {edits} {EJABBERD_CONFIG} && ejabberdctl reload_config")
-
-    configure(8, 2000)
+    configure_archive(host, sqlite_cache_mb=8, sqlite_checkpoint_pages=2000)
     try:
         assert sqlite_connection_settings(host) == (-8 * 1024, 2000)
     finally:
-        configure(32, 10000)
+        configure_archive(host, sqlite_cache_mb=32, sqlite_checkpoint_pages=10000)
     assert sqlite_connection_settings(host) == (-32 * 1024, 10000)
 
 
