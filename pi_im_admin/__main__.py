@@ -14,8 +14,13 @@ def main() -> int:
     parser = argparse.ArgumentParser(prog="pi-im-admin", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
     serve = sub.add_parser("serve", help="run the console and API")
-    serve.add_argument("--host", default="0.0.0.0")
+    serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=8080)
+    serve.add_argument(
+        "--plain-http",
+        action="store_true",
+        help="serve without TLS (development only: passwords would cross the network in clear)",
+    )
     owner = sub.add_parser("ensure-owner", help="create the first owner if there is none")
     owner.add_argument("--username", default="owner")
     owner.add_argument(
@@ -26,17 +31,28 @@ def main() -> int:
     args = parser.parse_args()
 
     if args.command == "serve":
+        import logging
+
         import uvicorn
 
         from .app import create_app
 
+        settings = Settings()
+        if settings.tls_pem is None and not args.plain_http:
+            parser.error("no TLS certificate was handed over (LoadCredential=tls.pem:...)")
+        logging.basicConfig(level=logging.INFO, format="%(name)s: %(message)s")
         uvicorn.run(
-            create_app(),
+            create_app(settings),
             host=args.host,
             port=args.port,
             proxy_headers=False,
             server_header=False,
             log_level="info",
+            # Its access log prints whole URLs; the app's own (middleware.AccessLog) does not.
+            access_log=False,
+            ssl_certfile=settings.tls_pem,
+            # TLS 1.2 or newer with forward secrecy and AEAD only, like ejabberd's listeners.
+            ssl_ciphers="ECDHE+AESGCM:ECDHE+CHACHA20",
         )
         return 0
 

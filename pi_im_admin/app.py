@@ -10,7 +10,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 from urllib.parse import urlencode
 
-import httpx
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, RedirectResponse, Response
@@ -23,23 +22,36 @@ from .context import Context
 from .db import Database
 from .ejabberd import Ejabberd
 from .errors import Problem
+from .middleware import AccessLog, BodyLimit, KnownHosts
 from .routers import api, pages, public
-from .security import ApiTokens, Sessions, SignInLimiter
+from .security import ApiTokens, Sessions, Throttle
 from .settings import Settings
 
 HERE = Path(__file__).parent
 log = logging.getLogger("pi_im_admin")
 
 
-def build_context(settings: Settings, transport: httpx.AsyncBaseTransport | None = None) -> Context:
+def build_context(settings: Settings) -> Context:
     db = Database(settings.database)
+    password = settings.ejabberd_api_password_file
+    credentials = (
+        (f"{settings.ejabberd_api_user}@{settings.xmpp_domain}", password.read_text().strip())
+        if settings.ejabberd_api_user and password
+        else None
+    )
     return Context(
         settings=settings,
         db=db,
-        ejabberd=Ejabberd(settings.ejabberd_api, settings.xmpp_domain, transport),
+        ejabberd=Ejabberd(
+            settings.ejabberd_api, settings.xmpp_domain, credentials, settings.tls_pem
+        ),
         sessions=Sessions(db, settings.session_hours),
         tokens=ApiTokens(db),
-        limiter=SignInLimiter(),
+        # Failed sign-ins: per address, and per user name at that address.
+        signins=Throttle(address=20, name_at_address=5),
+        # Failed sign-ups with an invitation (a taken name, a weak password): per address and
+        # per invitation, so one link is no oracle for which names exist.
+        redemptions=Throttle(address=20, invitation=10),
     )
 
 
@@ -80,6 +92,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(api.router)
     app.include_router(public.router)
     app.include_router(pages.router)
+    # Outermost last: the access log sees every request, refused ones included.
+    app.add_middleware(BodyLimit, max_bytes=ctx.settings.max_body_bytes)
+    app.add_middleware(KnownHosts, names=ctx.settings.allowed_hosts)
+    app.add_middleware(AccessLog)
 
     @app.exception_handler(Problem)
     async def problem(request: Request, error: Problem) -> Response:

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 from .db import Database
 from .ejabberd import Ejabberd
-from .security import ApiTokens, Sessions, SignInLimiter
+from .security import ApiTokens, Sessions, Throttle
 from .settings import Settings
 
 
@@ -17,4 +17,5 @@ class Context:
     ejabberd: Ejabberd
     sessions: Sessions
     tokens: ApiTokens
-    limiter: SignInLimiter
+    signins: Throttle
+    redemptions: Throttle

@@ -23,7 +23,8 @@ CREATE TABLE IF NOT EXISTS sessions (
     id_hash TEXT PRIMARY KEY,
     operator_id INTEGER NOT NULL REFERENCES operators(id) ON DELETE CASCADE,
     csrf TEXT NOT NULL,
-    expires_at REAL NOT NULL
+    expires_at REAL NOT NULL,
+    flash TEXT
 );
 CREATE TABLE IF NOT EXISTS api_tokens (
     id INTEGER PRIMARY KEY,
@@ -32,7 +33,9 @@ CREATE TABLE IF NOT EXISTS api_tokens (
     role TEXT NOT NULL,
     created_by TEXT NOT NULL,
     created_at REAL NOT NULL,
-    last_used_at REAL
+    last_used_at REAL,
+    operator_id INTEGER REFERENCES operators(id) ON DELETE CASCADE,
+    expires_at REAL NOT NULL DEFAULT 0
 );
 CREATE TABLE IF NOT EXISTS invites (
     id INTEGER PRIMARY KEY,
@@ -66,6 +69,24 @@ CREATE TABLE IF NOT EXISTS samples (
 );
 """
 
+# Columns added since the first release, for databases made before them (SQLite has no
+# ADD COLUMN IF NOT EXISTS). Tokens made before they were tied to an operator and an expiry
+# have neither and are never accepted again; they are removed.
+MIGRATIONS = (
+    ("sessions", "flash", "ALTER TABLE sessions ADD COLUMN flash TEXT"),
+    (
+        "api_tokens",
+        "operator_id",
+        "ALTER TABLE api_tokens ADD COLUMN operator_id INTEGER "
+        "REFERENCES operators(id) ON DELETE CASCADE",
+    ),
+    (
+        "api_tokens",
+        "expires_at",
+        "ALTER TABLE api_tokens ADD COLUMN expires_at REAL NOT NULL DEFAULT 0",
+    ),
+)
+
 
 class Database:
     """One connection shared by the process, serialised by a lock (SQLite, one writer)."""
@@ -79,6 +100,11 @@ class Database:
             self._conn.execute("PRAGMA journal_mode=WAL")
             self._conn.execute("PRAGMA foreign_keys=ON")
             self._conn.executescript(SCHEMA)
+            for table, column, statement in MIGRATIONS:
+                columns = {r["name"] for r in self._conn.execute(f"PRAGMA table_info({table})")}
+                if column not in columns:
+                    self._conn.execute(statement)
+            self._conn.execute("DELETE FROM api_tokens WHERE operator_id IS NULL")
 
     @contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:

@@ -130,6 +130,7 @@ class Operator(BaseModel):
 class NewToken(BaseModel):
     name: str = Field(max_length=64)
     role: Literal["viewer", "operator", "admin", "owner"]
+    days: int = Field(30, ge=1, le=365, description="Days until the token expires")
 
 
 class Token(BaseModel):
@@ -138,6 +139,7 @@ class Token(BaseModel):
     role: str
     created_by: str
     created_at: float
+    expires_at: float
     last_used_at: float | None
 
 
@@ -180,6 +182,7 @@ class Dashboard(BaseModel):
     processes: list[ProcessStats]
     disk: Disk
     history: list[Sample]
+    federation: bool = Field(description="Whether users can reach other XMPP servers")
 
 
 class Health(BaseModel):

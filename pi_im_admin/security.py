@@ -1,19 +1,20 @@
 """Operator passwords (argon2), server-side sessions, CSRF tokens, API tokens and the
-sign-in rate limit."""
+limits on failed attempts."""
 
 from __future__ import annotations
 
 import hashlib
+import json
 import secrets
 import time
-from collections import defaultdict, deque
+from collections import OrderedDict, deque
 from dataclasses import dataclass
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 
 from .db import Database
-from .permissions import Role
+from .permissions import RANK, Role
 
 _hasher = PasswordHasher()
 # Verifying against this keeps the time of a sign-in for an unknown name like a known one.
@@ -42,12 +43,19 @@ def new_token(prefix: str) -> str:
 
 @dataclass(frozen=True)
 class Principal:
-    """Who is asking: an operator signed in to the console, or an API token."""
+    """Who is asking: an operator signed in to the console, or an API token acting for the
+    operator who made it (never with more than that operator's role today)."""
 
     name: str
     role: Role
     operator_id: int | None = None
     csrf: str = ""
+    # An API token's own end: tokens it makes end no later.
+    expires_at: float | None = None
+
+
+def _capped(token_role: str, operator_role: str) -> Role:
+    return min(Role(token_role), Role(operator_role), key=RANK.__getitem__)
 
 
 class Sessions:
@@ -80,6 +88,28 @@ class Sessions:
             return None
         return Principal(row["username"], Role(row["role"]), row["id"], row["csrf"])
 
+    def flash(self, token: str | None, kind: str, text: str) -> None:
+        """Keep one message for the session's next page: messages never travel in a URL,
+        so nobody can put words on the console's pages with a link."""
+        if token:
+            self.db.run(
+                "UPDATE sessions SET flash = ? WHERE id_hash = ?",
+                json.dumps({kind: text[:2000]}),
+                digest(token),
+            )
+
+    def take_flash(self, token: str | None) -> dict[str, str]:
+        if not token:
+            return {}
+        with self.db.transaction() as conn:
+            row = conn.execute(
+                "SELECT flash FROM sessions WHERE id_hash = ?", (digest(token),)
+            ).fetchone()
+            if row is None or not row["flash"]:
+                return {}
+            conn.execute("UPDATE sessions SET flash = NULL WHERE id_hash = ?", (digest(token),))
+        return dict(json.loads(row["flash"]))
+
     def end(self, token: str | None) -> None:
         if token:
             self.db.run("DELETE FROM sessions WHERE id_hash = ?", digest(token))
@@ -90,33 +120,74 @@ class ApiTokens:
         self.db = db
 
     def lookup(self, token: str) -> Principal | None:
+        """The token's principal while it has not expired and its maker still exists (a
+        deleted operator's tokens go with it), at the lower of its role and the maker's."""
         row = self.db.one(
-            "SELECT id, name, role FROM api_tokens WHERE token_hash = ?", digest(token)
+            "SELECT t.id, t.name, t.role, t.expires_at, o.id AS operator_id, "
+            "o.role AS operator_role FROM api_tokens t JOIN operators o ON o.id = t.operator_id "
+            "WHERE t.token_hash = ? AND t.expires_at > ?",
+            digest(token),
+            time.time(),
         )
         if row is None:
             return None
         self.db.run("UPDATE api_tokens SET last_used_at = ? WHERE id = ?", time.time(), row["id"])
-        return Principal(f"token:{row['name']}", Role(row["role"]))
+        return Principal(
+            f"token:{row['name']}",
+            _capped(row["role"], row["operator_role"]),
+            row["operator_id"],
+            expires_at=row["expires_at"],
+        )
 
 
-class SignInLimiter:
-    """Failed sign-ins allowed in `window` seconds: a few per user name (guessing one
-    password), more per client address (a family or school shares one address)."""
+class AttemptLimiter:
+    """Failed attempts allowed per key in `window` seconds. Its memory is bounded: keys whose
+    failures have all aged out are dropped, and past `max_keys` the oldest key goes first."""
 
-    def __init__(self, per_user: int = 5, per_address: int = 20, window: float = 900) -> None:
-        self.limits = {"user": per_user, "ip": per_address}
+    def __init__(self, limit: int, window: float = 900, max_keys: int = 10_000) -> None:
+        self.limit = limit
         self.window = window
-        self._failures: dict[str, deque[float]] = defaultdict(deque)
+        self.max_keys = max_keys
+        self._failures: OrderedDict[str, deque[float]] = OrderedDict()
 
     def _recent(self, key: str) -> deque[float]:
-        failures = self._failures[key]
+        failures = self._failures.get(key, deque())
         while failures and failures[0] < time.monotonic() - self.window:
             failures.popleft()
         return failures
 
-    def blocked(self, *keys: str) -> bool:
-        return any(len(self._recent(key)) >= self.limits[key.split(":", 1)[0]] for key in keys)
+    def blocked(self, key: str) -> bool:
+        return len(self._recent(key)) >= self.limit
 
-    def failed(self, *keys: str) -> None:
-        for key in keys:
-            self._recent(key).append(time.monotonic())
+    def failed(self, key: str) -> None:
+        failures = self._recent(key)
+        failures.append(time.monotonic())
+        self._failures[key] = failures
+        self._failures.move_to_end(key)
+        self._prune()
+
+    def _prune(self) -> None:
+        for key in [k for k, v in self._failures.items() if not self._recent(k)]:
+            del self._failures[key]
+        while len(self._failures) > self.max_keys:
+            self._failures.popitem(last=False)
+
+    def __len__(self) -> int:
+        return len(self._failures)
+
+
+class Throttle:
+    """Several AttemptLimiters side by side: an attempt is refused when any of its keys has
+    failed too often. Sign-ins count per address and per user name at that address, so a
+    correct password from an address that has not been guessing always gets in and nobody
+    can lock an operator out from elsewhere."""
+
+    def __init__(self, window: float = 900, **limits: int) -> None:
+        self.limiters = {kind: AttemptLimiter(limit, window) for kind, limit in limits.items()}
+
+    def blocked(self, **keys: str) -> bool:
+        return any(self.limiters[kind].blocked(key) for kind, key in keys.items())
+
+    def failed(self, **keys: str) -> None:
+        for kind, key in keys.items():
+            self.limiters[kind].failed(key)

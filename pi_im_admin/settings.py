@@ -11,19 +11,52 @@ def _env(name: str, default: str) -> str:
     return os.environ.get(f"PI_IM_ADMIN_{name}", default)
 
 
+def _list(name: str, default: str) -> tuple[str, ...]:
+    return tuple(item.strip() for item in _env(name, default).split(",") if item.strip())
+
+
+def _credential(name: str) -> Path | None:
+    """A file the unit handed the service in its runtime directory, readable by it alone."""
+    directory = _env("CREDENTIALS", "")
+    return Path(directory, name) if directory and Path(directory, name).exists() else None
+
+
 @dataclass(frozen=True)
 class Settings:
     database: Path = field(
         default_factory=lambda: Path(_env("DATABASE", "/var/lib/pi-im-admin/admin.db"))
     )
     ejabberd_api: str = field(
-        default_factory=lambda: _env("EJABBERD_API", "http://127.0.0.1:5281/api")
+        default_factory=lambda: _env("EJABBERD_API", "https://127.0.0.1:5281/api")
+    )
+    # The console's own account on ejabberd's admin API, which answers nobody else.
+    ejabberd_api_user: str = field(default_factory=lambda: _env("EJABBERD_API_USER", ""))
+    ejabberd_api_password_file: Path | None = field(
+        default_factory=lambda: _credential("ejabberd-api-password")
     )
     xmpp_domain: str = field(default_factory=lambda: _env("XMPP_DOMAIN", "localhost"))
-    # Cookies carry the Secure flag only behind HTTPS; the console is plain HTTP on a LAN.
-    cookie_secure: bool = field(default_factory=lambda: _env("COOKIE_SECURE", "false") == "true")
+    # The device's certificate and key (one PEM): the console serves HTTPS with it, and
+    # trusts it on ejabberd's admin API.
+    tls_pem: Path | None = field(default_factory=lambda: _credential("tls.pem"))
     session_hours: int = field(default_factory=lambda: int(_env("SESSION_HOURS", "12")))
     sample_seconds: int = field(default_factory=lambda: int(_env("SAMPLE_SECONDS", "60")))
     # The XMPP account broadcasts are sent from (it must be an ejabberd admin).
     announce_from: str = field(default_factory=lambda: _env("ANNOUNCE_FROM", "admin"))
+    # Accounts the console never changes: every one in ejabberd's admin ACL, and its own.
+    protected_accounts: tuple[str, ...] = field(
+        default_factory=lambda: _list("PROTECTED_ACCOUNTS", "admin")
+    )
+    # The names the console answers to (Host header); IP addresses are always accepted.
+    allowed_hosts: tuple[str, ...] = field(
+        default_factory=lambda: _list("ALLOWED_HOSTS", "localhost")
+    )
+    # No request body is larger: the largest form is a 10,000-character broadcast.
+    max_body_bytes: int = field(default_factory=lambda: int(_env("MAX_BODY_BYTES", "65536")))
     public_url: str = field(default_factory=lambda: _env("PUBLIC_URL", ""))
+    # Whether ejabberd talks to other servers (shown on the dashboard).
+    federation: bool = field(default_factory=lambda: _env("FEDERATION", "false") == "true")
+
+    @property
+    def cookie_secure(self) -> bool:
+        """Cookies carry the Secure flag whenever the console serves HTTPS."""
+        return self.tls_pem is not None

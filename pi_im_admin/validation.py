@@ -1,14 +1,29 @@
-"""Input rules: XMPP localparts (RFC 7622), passwords, group and room names."""
+"""Input rules: XMPP localparts, passwords, group and room names."""
 
 from __future__ import annotations
 
 import re
+import stringprep
 import unicodedata
 
 from .errors import Problem
 
-# RFC 7622 section 3.3.1: these may not appear in a localpart.
+# Nodeprep (RFC 6122 appendix A, the stringprep profile ejabberd 23.01 applies to every
+# localpart): these may not appear in a localpart.
 _FORBIDDEN = set("\"&'/:<>@")
+_PROHIBITED = (
+    stringprep.in_table_c11,
+    stringprep.in_table_c12,
+    stringprep.in_table_c21,
+    stringprep.in_table_c22,
+    stringprep.in_table_c3,
+    stringprep.in_table_c4,
+    stringprep.in_table_c5,
+    stringprep.in_table_c6,
+    stringprep.in_table_c7,
+    stringprep.in_table_c8,
+    stringprep.in_table_c9,
+)
 _COMMON = {
     "password",
     "password1",
@@ -27,18 +42,37 @@ _NAME = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")
 MIN_PASSWORD = 10
 
 
-def localpart(raw: str) -> str:
-    """The canonical form of an XMPP localpart, or a Problem saying what is wrong with it."""
-    value = unicodedata.normalize("NFC", raw.strip()).lower()
+def nodeprep(raw: str) -> str:
+    """The name ejabberd itself stores and compares: stringprep's nodeprep profile (map
+    table B.1 away, case-fold with B.2, NFKC of Unicode 3.2), so fullwidth `admin` and `admin` are
+    one account. A Problem for what the profile prohibits."""
+    mapped = "".join(
+        stringprep.map_table_b2(c) for c in raw.strip() if not stringprep.in_table_b1(c)
+    )
+    value = unicodedata.ucd_3_2_0.normalize("NFKC", mapped)
     if not value:
         raise Problem("The user name is empty.")
-    if len(value.encode()) > 1023:
-        raise Problem("The user name is longer than XMPP allows (1023 bytes).")
     bad = sorted({c for c in value if c in _FORBIDDEN})
     if bad:
         raise Problem(f"A user name may not contain {' '.join(bad)} (XMPP address rules).")
-    if any(unicodedata.category(c) in {"Cc", "Cf", "Zs", "Zl", "Zp"} for c in value):
+    if any(check(c) for c in value for check in _PROHIBITED):
         raise Problem("A user name may not contain spaces or control characters.")
+    if any(stringprep.in_table_a1(c) for c in value):
+        raise Problem("A user name may not contain characters unassigned in Unicode 3.2.")
+    right_to_left = [stringprep.in_table_d1(c) for c in value]
+    if any(right_to_left) and (
+        any(stringprep.in_table_d2(c) for c in value)
+        or not (right_to_left[0] and right_to_left[-1])
+    ):
+        raise Problem("A user name may not mix right-to-left and left-to-right letters.")
+    return value
+
+
+def localpart(raw: str) -> str:
+    """The canonical form of an XMPP localpart, or a Problem saying what is wrong with it."""
+    value = nodeprep(raw)
+    if len(value.encode()) > 1023:
+        raise Problem("The user name is longer than XMPP allows (1023 bytes).")
     return value
 
 

@@ -23,8 +23,8 @@ fi
 if ! command -v mmdebstrap >/dev/null 2>&1; then
   if [ "$(id -u)" -eq 0 ] && [ -x /usr/bin/apt-get ]; then
     log "installing mmdebstrap from Debian's archive"
-    apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq mmdebstrap >/dev/null
+    apt-get -o DPkg::Lock::Timeout=300 update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=300 install -y -qq mmdebstrap >/dev/null
   else
     die "mmdebstrap is missing: install it ('apt-get install mmdebstrap') or run as root on Debian"
   fi

@@ -17,8 +17,8 @@ fi
 
 if ! command -v dockerd >/dev/null 2>&1; then
   log "installing docker.io from Debian's archive"
-  apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq docker.io >/dev/null
+  apt-get -o DPkg::Lock::Timeout=300 update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=300 install -y -qq docker.io >/dev/null
 fi
 
 # PID 1 is not systemd on every host (CI, containers): start dockerd directly when

@@ -13,5 +13,5 @@ if [ "$(id -u)" -ne 0 ] || [ ! -x /usr/bin/apt-get ]; then
   exit 1
 fi
 printf '==> installing %s from Debian'"'"'s archive\n' "${missing[*]}" >&2
-apt-get update -qq
-DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+apt-get -o DPkg::Lock::Timeout=300 update -qq
+DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=300 install -y -qq --no-install-recommends "${missing[@]}" >/dev/null

@@ -19,8 +19,8 @@ python3 -c 'import sys; sys.exit(sys.version_info < (3, 11))' ||
 if ! python3 -c 'import venv, ensurepip' >/dev/null 2>&1; then
   if [ "$(id -u)" -eq 0 ] && [ -x /usr/bin/apt-get ]; then
     log "installing python3-venv from Debian's archive"
-    apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-venv >/dev/null
+    apt-get -o DPkg::Lock::Timeout=300 update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=300 install -y -qq python3-venv >/dev/null
   else
     die "Python's venv module is missing: install it (Debian: 'apt-get install python3-venv')"
   fi

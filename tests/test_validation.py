@@ -10,7 +10,21 @@ from pi_im_admin.errors import Problem
 
 @pytest.mark.parametrize(
     ("raw", "canonical"),
-    [("Alice", "alice"), ("  bob ", "bob"), ("zoë", "zoë"), ("o.brien-2", "o.brien-2")],
+    [
+        ("Alice", "alice"),
+        ("  bob ", "bob"),
+        ("zoë", "zoë"),
+        ("zoe\u0308", "zoë"),  # NFKC composes
+        ("o.brien-2", "o.brien-2"),
+        # What ejabberd's nodeprep makes of them, so the console compares the same names.
+        ("\uff41\uff44\uff4d\uff49\uff4e", "admin"),  # fullwidth
+        ("ADMIN", "admin"),
+        ("stra\u00dfe", "strasse"),  # case folding (table B.2)
+        ("\u212aelvin", "kelvin"),  # KELVIN SIGN
+        ("\ufb01le", "file"),  # the fi ligature
+        ("zero\u200bwidth", "zerowidth"),  # table B.1: mapped to nothing
+        ("ad\u00admin", "admin"),  # soft hyphen: B.1 too
+    ],
 )
 def test_localpart_canonical_form(raw: str, canonical: str) -> None:
     assert validation.localpart(raw) == canonical
@@ -24,7 +38,10 @@ def test_localpart_canonical_form(raw: str, canonical: str) -> None:
         ("a/b", "may not contain /"),
         ('say"hi', 'may not contain "'),
         ("tab\there", "spaces or control"),
-        ("zero\u200bwidth", "spaces or control"),
+        ("no\u00a0break", "spaces or control"),
+        ("\u200e" + "rtl", "spaces or control"),
+        ("\u05d0a\u05d0", "right-to-left"),
+        ("\u0221x", "unassigned"),
         ("é" * 600, "longer than XMPP allows"),
     ],
 )

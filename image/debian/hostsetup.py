@@ -65,10 +65,20 @@ def require_debian_root() -> None:
 
 def apt_install(packages: list[str], release: str | None = None) -> None:
     env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-    run(["apt-get", "update", "-qq"], "apt-get update", env=env)
+    run(["apt-get", "-o", "DPkg::Lock::Timeout=300", "update", "-qq"], "apt-get update", env=env)
     target = ["-t", release] if release else []
     run(
-        ["apt-get", "install", "-y", "-qq", "--no-install-recommends", *target, *packages],
+        [
+            "apt-get",
+            "-o",
+            "DPkg::Lock::Timeout=300",
+            "install",
+            "-y",
+            "-qq",
+            "--no-install-recommends",
+            *target,
+            *packages,
+        ],
         f"installing {' '.join(packages)}",
         env=env,
     )

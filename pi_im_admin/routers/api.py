@@ -283,7 +283,7 @@ async def create_token(
     who: Principal = Depends(api(P.MANAGE_TOKENS)),
     ctx: Context = Depends(context),
 ):
-    token_id, token = operators.create_token(ctx, who, body.name, body.role)
+    token_id, token = operators.create_token(ctx, who, body.name, body.role, body.days)
     return {"id": token_id, "token": token}
 
 

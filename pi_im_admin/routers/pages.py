@@ -1,10 +1,10 @@
-"""The console: server-rendered pages, a form per action, Post/Redirect/Get with a notice."""
+"""The console: server-rendered pages, a form per action, Post/Redirect/Get with a notice kept
+in the session (never in the URL). A new secret is shown once, in the response that made it."""
 
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from typing import Any
-from urllib.parse import urlencode
 
 from fastapi import APIRouter, Depends, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
@@ -30,44 +30,75 @@ router = APIRouter(include_in_schema=False)
 def render(
     request: Request, template: str, who: Principal | None, status: int = 200, **values: Any
 ) -> HTMLResponse:
+    """A page; a signed-in operator's pending notice or error comes with it, once."""
     grants = GRANTS[who.role] if who else frozenset()
+    flash = (
+        request.app.state.context.sessions.take_flash(request.cookies.get(SESSION_COOKIE))
+        if who
+        else {}
+    )
     return request.app.state.templates.TemplateResponse(
         request,
         template,
-        {
-            "who": who,
-            "can": {p.value: p in grants for p in P},
-            "notice": request.query_params.get("notice", ""),
-            "error": request.query_params.get("error", ""),
-            **values,
-        },
+        {"who": who, "can": {p.value: p in grants for p in P}, **flash, **values},
         status_code=status,
     )
 
 
+async def _outcome(action: Callable[[], Awaitable[object] | object]) -> object:
+    result = action()
+    if isinstance(result, Awaitable):
+        result = await result
+    return result
+
+
 async def act(
+    request: Request,
     back: str,
     action: Callable[[], Awaitable[object] | object],
     notice: str | Callable[[object], str],
 ) -> RedirectResponse:
     """Run one change; come back to `back` with what happened (or why it did not)."""
+    sessions = request.app.state.context.sessions
+    cookie = request.cookies.get(SESSION_COOKIE)
     try:
-        result = action()
-        if isinstance(result, Awaitable):
-            result = await result
+        result = await _outcome(action)
     except Problem as problem:
-        return RedirectResponse(f"{back}?{urlencode({'error': problem.message})}", 303)
-    text = notice(result) if callable(notice) else notice
-    return RedirectResponse(f"{back}?{urlencode({'notice': text})}", 303)
+        sessions.flash(cookie, "error", problem.message)
+    else:
+        sessions.flash(cookie, "notice", notice(result) if callable(notice) else notice)
+    return RedirectResponse(back, 303)
+
+
+async def reveal(
+    request: Request,
+    back: str,
+    action: Callable[[], Awaitable[object] | object],
+    show: Callable[[object], Awaitable[HTMLResponse]],
+) -> Response:
+    """Like act, for a change whose result is a secret (a token, an invitation link): it is
+    shown in this response alone, never kept in the session nor put in a URL."""
+    try:
+        result = await _outcome(action)
+    except Problem as problem:
+        request.app.state.context.sessions.flash(
+            request.cookies.get(SESSION_COOKIE), "error", problem.message
+        )
+        return RedirectResponse(back, 303)
+    return await show(result)
 
 
 # Signing in and out
 
 
-@router.get("/signin")
-async def signin_form(request: Request) -> HTMLResponse:
+def _client(request: Request) -> str:
+    return request.client.host if request.client else "?"
+
+
+def signin_page(request: Request, status: int = 200, error: str = "") -> HTMLResponse:
+    """The sign-in form with a fresh CSRF token in a cookie of its own."""
     token = new_token("c")
-    response = render(request, "signin.html", None, signin_csrf=token)
+    response = render(request, "signin.html", None, status=status, signin_csrf=token, error=error)
     response.set_cookie(
         SIGNIN_CSRF_COOKIE,
         token,
@@ -79,44 +110,34 @@ async def signin_form(request: Request) -> HTMLResponse:
     return response
 
 
+@router.get("/signin")
+async def signin_form(request: Request) -> HTMLResponse:
+    return signin_page(request)
+
+
 @router.post("/signin")
 async def signin(
     request: Request,
-    username: str = Form(""),
-    password: str = Form(""),
-    csrf: str = Form(""),
+    username: str = Form("", max_length=1024),
+    password: str = Form("", max_length=1024),
+    csrf: str = Form("", max_length=200),
     ctx: Context = Depends(context),
 ) -> Response:
     if not csrf or csrf != request.cookies.get(SIGNIN_CSRF_COOKIE):
-        expired = urlencode({"error": "The sign-in form expired; try again."})
-        return RedirectResponse(f"/signin?{expired}", 303)
-    client = request.client.host if request.client else "?"
-    keys = (f"ip:{client}", f"user:{username.strip().lower()}")
-    if ctx.limiter.blocked(*keys):
-        return render(
-            request,
-            "signin.html",
-            None,
-            status=429,
-            signin_csrf=csrf,
-            error="Too many failed sign-ins. Wait 15 minutes and try again.",
+        return signin_page(request, 400, "The sign-in form expired; try again.")
+    name = username.strip().lower()
+    keys = {"address": _client(request), "name_at_address": f"{_client(request)} {name[:64]}"}
+    if ctx.signins.blocked(**keys):
+        return signin_page(
+            request, 429, "Too many failed sign-ins from here. Wait 15 minutes and try again."
         )
-    row = ctx.db.one(
-        "SELECT id, password_hash FROM operators WHERE username = ?", username.strip().lower()
-    )
+    row = ctx.db.one("SELECT id, password_hash FROM operators WHERE username = ?", name)
     if not verify_password(row["password_hash"] if row else None, password) or row is None:
-        ctx.limiter.failed(*keys)
-        ctx.db.audit(username.strip().lower()[:64] or "?", "signin.failed", client)
-        return render(
-            request,
-            "signin.html",
-            None,
-            status=401,
-            signin_csrf=csrf,
-            error="Wrong user name or password.",
-        )
+        ctx.signins.failed(**keys)
+        ctx.db.audit(name[:64] or "?", "signin.failed", _client(request))
+        return signin_page(request, 401, "Wrong user name or password.")
     session = ctx.sessions.start(row["id"])
-    ctx.db.audit(username.strip().lower(), "signin", client)
+    ctx.db.audit(name, "signin", _client(request))
     response = RedirectResponse("/", 303)
     response.set_cookie(
         SESSION_COOKIE,
@@ -188,6 +209,7 @@ async def user_list(
 
 @router.post("/users")
 async def user_create(
+    request: Request,
     username: str = Form(""),
     password: str = Form(""),
     group: str = Form(""),
@@ -195,6 +217,7 @@ async def user_create(
     ctx: Context = Depends(context),
 ) -> Response:
     return await act(
+        request,
         "/users",
         lambda: users.create(ctx, who, username, password, group),
         lambda name: f"Created {name}@{ctx.ejabberd.domain}.",
@@ -211,18 +234,21 @@ async def user_page(
     try:
         user = await users.detail(ctx, name)
     except Problem as problem:
-        return RedirectResponse(f"/users?{urlencode({'error': problem.message})}", 303)
+        ctx.sessions.flash(request.cookies.get(SESSION_COOKIE), "error", problem.message)
+        return RedirectResponse("/users", 303)
     return render(request, "user.html", who, user=user)
 
 
 @router.post("/users/{name}/password")
 async def user_password(
+    request: Request,
     name: str,
     password: str = Form(""),
     who: Principal = Depends(form_action(P.MANAGE_USERS)),
     ctx: Context = Depends(context),
 ) -> Response:
     return await act(
+        request,
         f"/users/{name}",
         lambda: users.reset_password(ctx, who, name, password),
         "Password changed.",
@@ -231,11 +257,13 @@ async def user_password(
 
 @router.post("/users/{name}/kick")
 async def user_kick(
+    request: Request,
     name: str,
     who: Principal = Depends(form_action(P.MANAGE_USERS)),
     ctx: Context = Depends(context),
 ) -> Response:
     return await act(
+        request,
         f"/users/{name}",
         lambda: users.kick(ctx, who, name),
         lambda n: f"Disconnected {n} session(s).",
@@ -244,12 +272,14 @@ async def user_kick(
 
 @router.post("/users/{name}/ban")
 async def user_ban(
+    request: Request,
     name: str,
     reason: str = Form(""),
     who: Principal = Depends(form_action(P.MANAGE_USERS)),
     ctx: Context = Depends(context),
 ) -> Response:
     return await act(
+        request,
         f"/users/{name}",
         lambda: users.ban(ctx, who, name, reason),
         "Banned: sessions closed and password replaced. Set a new password to let "
@@ -259,11 +289,12 @@ async def user_ban(
 
 @router.post("/users/{name}/delete")
 async def user_delete(
+    request: Request,
     name: str,
     who: Principal = Depends(form_action(P.MANAGE_USERS)),
     ctx: Context = Depends(context),
 ) -> Response:
-    return await act("/users", lambda: users.delete(ctx, who, name), f"Deleted {name}.")
+    return await act(request, "/users", lambda: users.delete(ctx, who, name), f"Deleted {name}.")
 
 
 # Groups and group chats
@@ -284,6 +315,7 @@ async def group_list(
 
 @router.post("/groups")
 async def group_create(
+    request: Request,
     name: str = Form(""),
     label: str = Form(""),
     description: str = Form(""),
@@ -291,6 +323,7 @@ async def group_create(
     ctx: Context = Depends(context),
 ) -> Response:
     return await act(
+        request,
         "/groups",
         lambda: groups.create_group(ctx, who, name, label, description),
         lambda g: f"Created group {g}.",
@@ -299,17 +332,19 @@ async def group_create(
 
 @router.post("/groups/{name}/delete")
 async def group_delete(
+    request: Request,
     name: str,
     who: Principal = Depends(form_action(P.MANAGE_GROUPS)),
     ctx: Context = Depends(context),
 ) -> Response:
     return await act(
-        "/groups", lambda: groups.delete_group(ctx, who, name), f"Deleted group {name}."
+        request, "/groups", lambda: groups.delete_group(ctx, who, name), f"Deleted group {name}."
     )
 
 
 @router.post("/groups/{name}/members")
 async def group_member(
+    request: Request,
     name: str,
     user: str = Form(""),
     remove: str = Form(""),
@@ -318,6 +353,7 @@ async def group_member(
 ) -> Response:
     member = not remove
     return await act(
+        request,
         "/groups",
         lambda: groups.set_group_member(ctx, who, name, user, member),
         f"{'Added' if member else 'Removed'} {user} {'to' if member else 'from'} {name}.",
@@ -326,12 +362,14 @@ async def group_member(
 
 @router.post("/rooms")
 async def room_create(
+    request: Request,
     name: str = Form(""),
     title: str = Form(""),
     who: Principal = Depends(form_action(P.MANAGE_GROUPS)),
     ctx: Context = Depends(context),
 ) -> Response:
     return await act(
+        request,
         "/groups",
         lambda: groups.create_room(ctx, who, name, title),
         lambda r: f"Created group chat {r}.",
@@ -340,17 +378,22 @@ async def room_create(
 
 @router.post("/rooms/{name}/delete")
 async def room_delete(
+    request: Request,
     name: str,
     who: Principal = Depends(form_action(P.MANAGE_GROUPS)),
     ctx: Context = Depends(context),
 ) -> Response:
     return await act(
-        "/groups", lambda: groups.delete_room(ctx, who, name), f"Deleted group chat {name}."
+        request,
+        "/groups",
+        lambda: groups.delete_room(ctx, who, name),
+        f"Deleted group chat {name}.",
     )
 
 
 @router.post("/rooms/{name}/members")
 async def room_member(
+    request: Request,
     name: str,
     user: str = Form(""),
     remove: str = Form(""),
@@ -359,6 +402,7 @@ async def room_member(
 ) -> Response:
     member = not remove
     return await act(
+        request,
         "/groups",
         lambda: groups.set_room_member(ctx, who, name, user, member),
         f"{'Added' if member else 'Removed'} {user} {'to' if member else 'from'} {name}.",
@@ -368,9 +412,8 @@ async def room_member(
 # Invitations
 
 
-@router.get("/invites")
-async def invite_list(
-    request: Request, who: Principal = Depends(page(P.VIEW)), ctx: Context = Depends(context)
+async def invites_page(
+    request: Request, who: Principal, ctx: Context, **values: str
 ) -> HTMLResponse:
     return render(
         request,
@@ -378,7 +421,15 @@ async def invite_list(
         who,
         invites=invites.listing(ctx),
         group_names=await ctx.ejabberd.groups(),
+        **values,
     )
+
+
+@router.get("/invites")
+async def invite_list(
+    request: Request, who: Principal = Depends(page(P.VIEW)), ctx: Context = Depends(context)
+) -> HTMLResponse:
+    return await invites_page(request, who, ctx)
 
 
 @router.post("/invites")
@@ -390,23 +441,28 @@ async def invite_create(
     who: Principal = Depends(form_action(P.MANAGE_INVITES)),
     ctx: Context = Depends(context),
 ) -> Response:
-    return await act(
-        "/invites",
-        lambda: invites.create(ctx, who, hours, group, max_uses),
-        lambda made: (
-            f"Invitation #{made[0]}: {invite_url(request, ctx, made[1])} (shown once: copy it now)."
-        ),
+    async def show(made: Any) -> HTMLResponse:
+        link = invite_url(request, ctx, made[1])
+        notice = f"Invitation #{made[0]}: {link} (shown once: copy it now)."
+        return await invites_page(request, who, ctx, notice=notice)
+
+    return await reveal(
+        request, "/invites", lambda: invites.create(ctx, who, hours, group, max_uses), show
     )
 
 
 @router.post("/invites/{invite_id}/revoke")
 async def invite_revoke(
+    request: Request,
     invite_id: int,
     who: Principal = Depends(form_action(P.MANAGE_INVITES)),
     ctx: Context = Depends(context),
 ) -> Response:
     return await act(
-        "/invites", lambda: invites.revoke(ctx, who, invite_id), f"Revoked invitation #{invite_id}."
+        request,
+        "/invites",
+        lambda: invites.revoke(ctx, who, invite_id),
+        f"Revoked invitation #{invite_id}.",
     )
 
 
@@ -422,6 +478,7 @@ async def broadcast_form(
 
 @router.post("/broadcast")
 async def broadcast_send(
+    request: Request,
     audience: str = Form("online"),
     subject: str = Form(""),
     body: str = Form(""),
@@ -429,6 +486,7 @@ async def broadcast_send(
     ctx: Context = Depends(context),
 ) -> Response:
     return await act(
+        request,
         "/broadcast",
         lambda: dashboard.broadcast(ctx, who, audience, subject, body),
         f"Sent to {audience} users.",
@@ -438,11 +496,8 @@ async def broadcast_send(
 # Operators and API tokens
 
 
-@router.get("/operators")
-async def operator_list(
-    request: Request,
-    who: Principal = Depends(page(P.MANAGE_OPERATORS)),
-    ctx: Context = Depends(context),
+async def operators_page(
+    request: Request, who: Principal, ctx: Context, **values: str
 ) -> HTMLResponse:
     return render(
         request,
@@ -451,11 +506,22 @@ async def operator_list(
         operators=operators.listing(ctx),
         roles=list(Role),
         tokens=operators.token_listing(ctx),
+        **values,
     )
+
+
+@router.get("/operators")
+async def operator_list(
+    request: Request,
+    who: Principal = Depends(page(P.MANAGE_OPERATORS)),
+    ctx: Context = Depends(context),
+) -> HTMLResponse:
+    return await operators_page(request, who, ctx)
 
 
 @router.post("/operators")
 async def operator_create(
+    request: Request,
     username: str = Form(""),
     password: str = Form(""),
     role: str = Form("viewer"),
@@ -463,6 +529,7 @@ async def operator_create(
     ctx: Context = Depends(context),
 ) -> Response:
     return await act(
+        request,
         "/operators",
         lambda: operators.create(ctx, who, username, password, role),
         f"Created operator {username}.",
@@ -471,47 +538,57 @@ async def operator_create(
 
 @router.post("/operators/{operator_id}/role")
 async def operator_role(
+    request: Request,
     operator_id: int,
     role: str = Form(""),
     who: Principal = Depends(form_action(P.MANAGE_OPERATORS)),
     ctx: Context = Depends(context),
 ) -> Response:
     return await act(
-        "/operators", lambda: operators.set_role(ctx, who, operator_id, role), "Role changed."
+        request,
+        "/operators",
+        lambda: operators.set_role(ctx, who, operator_id, role),
+        "Role changed.",
     )
 
 
 @router.post("/operators/{operator_id}/delete")
 async def operator_delete(
+    request: Request,
     operator_id: int,
     who: Principal = Depends(form_action(P.MANAGE_OPERATORS)),
     ctx: Context = Depends(context),
 ) -> Response:
     return await act(
-        "/operators", lambda: operators.delete(ctx, who, operator_id), "Operator deleted."
+        request, "/operators", lambda: operators.delete(ctx, who, operator_id), "Operator deleted."
     )
 
 
 @router.post("/tokens")
 async def token_create(
+    request: Request,
     name: str = Form(""),
     role: str = Form("viewer"),
+    days: int = Form(30),
     who: Principal = Depends(form_action(P.MANAGE_TOKENS)),
     ctx: Context = Depends(context),
 ) -> Response:
-    return await act(
-        "/operators",
-        lambda: operators.create_token(ctx, who, name, role),
-        lambda made: f"Token {made[1]} (shown once: copy it now).",
+    async def show(made: Any) -> HTMLResponse:
+        notice = f"Token {made[1]} (shown once: copy it now)."
+        return await operators_page(request, who, ctx, notice=notice)
+
+    return await reveal(
+        request, "/operators", lambda: operators.create_token(ctx, who, name, role, days), show
     )
 
 
 @router.post("/tokens/{token_id}/revoke")
 async def token_revoke(
+    request: Request,
     token_id: int,
     who: Principal = Depends(form_action(P.MANAGE_TOKENS)),
     ctx: Context = Depends(context),
 ) -> Response:
     return await act(
-        "/operators", lambda: operators.revoke_token(ctx, who, token_id), "Token revoked."
+        request, "/operators", lambda: operators.revoke_token(ctx, who, token_id), "Token revoked."
     )

@@ -1,47 +1,68 @@
-"""The public sign-up page that redeems an invitation (in-band registration stays off)."""
+"""The public sign-up page that redeems an invitation (in-band registration stays off).
+Nothing here travels in a query string; failed attempts are limited per address and per
+invitation."""
 
 from __future__ import annotations
 
-from urllib.parse import urlencode
-
 from fastapi import APIRouter, Depends, Form, Request
-from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from fastapi.responses import HTMLResponse
 
 from ..auth import context
 from ..context import Context
 from ..errors import Problem
+from ..security import digest
 from ..services import invites
 from .pages import render
 
 router = APIRouter(include_in_schema=False)
+TOO_MANY = "Too many failed attempts. Wait 15 minutes and try again."
+
+
+def form(
+    request: Request, ctx: Context, token: str, status: int = 200, error: str = ""
+) -> HTMLResponse:
+    """The sign-up form, or why this invitation cannot be used."""
+    try:
+        invite = invites.lookup(ctx, token)
+    except Problem as problem:
+        return render(request, "invite.html", None, status=problem.status, invalid=problem.message)
+    return render(
+        request,
+        "invite.html",
+        None,
+        status=status,
+        invite=invite,
+        token=token,
+        domain=ctx.ejabberd.domain,
+        error=error,
+    )
 
 
 @router.get("/invite/{token}")
 async def invite_form(
     request: Request, token: str, ctx: Context = Depends(context)
 ) -> HTMLResponse:
-    try:
-        invite = invites.lookup(ctx, token)
-    except Problem as problem:
-        return render(request, "invite.html", None, status=problem.status, invalid=problem.message)
-    return render(
-        request, "invite.html", None, invite=invite, token=token, domain=ctx.ejabberd.domain
-    )
+    return form(request, ctx, token)
 
 
 @router.post("/invite/{token}")
 async def invite_redeem(
-    token: str, username: str = Form(""), password: str = Form(""), ctx: Context = Depends(context)
-) -> Response:
+    request: Request,
+    token: str,
+    username: str = Form("", max_length=1024),
+    password: str = Form("", max_length=1024),
+    ctx: Context = Depends(context),
+) -> HTMLResponse:
     # The unguessable token in the URL is what a cross-site form could not know.
+    keys = {
+        "address": request.client.host if request.client else "?",
+        "invitation": digest(token)[:32],
+    }
+    if ctx.redemptions.blocked(**keys):
+        return form(request, ctx, token, status=429, error=TOO_MANY)
     try:
         name = await invites.redeem(ctx, token, username, password)
     except Problem as problem:
-        return RedirectResponse(f"/invite/{token}?{urlencode({'error': problem.message})}", 303)
-    done = urlencode({"jid": f"{name}@{ctx.ejabberd.domain}"})
-    return RedirectResponse(f"/welcome?{done}", 303)
-
-
-@router.get("/welcome")
-async def welcome(request: Request, jid: str = "") -> HTMLResponse:
-    return render(request, "welcome.html", None, jid=jid[:1100])
+        ctx.redemptions.failed(**keys)
+        return form(request, ctx, token, status=problem.status, error=problem.message)
+    return render(request, "welcome.html", None, status=201, jid=f"{name}@{ctx.ejabberd.domain}")

@@ -57,6 +57,7 @@ async def overview(ctx: Context) -> dict[str, object]:
             "used_percent": round(100 * (disk.total - disk.free) / disk.total, 1),
         },
         "history": history(ctx),
+        "federation": ctx.settings.federation,
     }
 
 

@@ -96,32 +96,48 @@ def ensure_owner(ctx: Context, name: str, password: str) -> bool:
     return True
 
 
+MAX_TOKEN_DAYS = 365
+
+
 def token_listing(ctx: Context) -> list[dict[str, object]]:
     return [
         dict(r)
         for r in ctx.db.all(
-            "SELECT id, name, role, created_by, created_at, "
-            "last_used_at FROM api_tokens ORDER BY id"
+            "SELECT id, name, role, created_by, created_at, expires_at, "
+            "last_used_at FROM api_tokens WHERE expires_at > ? ORDER BY id",
+            time.time(),
         )
     ]
 
 
-def create_token(ctx: Context, actor: Principal, raw_name: str, raw_role: str) -> tuple[int, str]:
+def create_token(
+    ctx: Context, actor: Principal, raw_name: str, raw_role: str, days: int = 30
+) -> tuple[int, str]:
+    """A token acting for the operator behind `actor`: it goes when that operator goes, never
+    has more than their role, and ends within `days` (and no later than a token making it)."""
     name = validation.name(raw_name, "token")
     role = _role(raw_role)
     if not may_assign(actor.role, role):
         raise Forbidden(f"A {actor.role} cannot create a {role} token.")
+    if not 1 <= days <= MAX_TOKEN_DAYS:
+        raise Problem(f"A token must expire within 1 to {MAX_TOKEN_DAYS} days.")
+    if actor.operator_id is None:
+        raise Forbidden("Only an operator can create tokens.")
+    now = time.time()
+    expires_at = min(now + days * 86400, actor.expires_at or float("inf"))
     token = new_token("pia")
     token_id = ctx.db.run(
-        "INSERT INTO api_tokens (name, token_hash, role, created_by, created_at) "
-        "VALUES (?, ?, ?, ?, ?)",
+        "INSERT INTO api_tokens (name, token_hash, role, created_by, created_at, operator_id, "
+        "expires_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
         name,
         digest(token),
         role,
         actor.name,
-        time.time(),
+        now,
+        actor.operator_id,
+        expires_at,
     )
-    ctx.db.audit(actor.name, "token.create", name, f"role={role}")
+    ctx.db.audit(actor.name, "token.create", name, f"role={role} days={days}")
     return token_id, token
 
 

@@ -49,9 +49,11 @@ async def require(ctx: Context, raw_name: str) -> str:
     return name
 
 
-def _protect_server_admin(ctx: Context, name: str) -> None:
-    if name == ctx.settings.announce_from:
-        raise Forbidden(f"{name} is the server's own admin account; it cannot be changed here.")
+def _refuse_protected(ctx: Context, name: str) -> None:
+    """Accounts of ejabberd's admin ACL and the console's own are never changed from here:
+    compared as ejabberd compares them (nodeprep), so no spelling of `admin` gets through."""
+    if name in {validation.nodeprep(account) for account in ctx.settings.protected_accounts}:
+        raise Forbidden(f"{name} is one of the server's own accounts; it cannot be changed here.")
 
 
 async def create(
@@ -78,7 +80,7 @@ async def create(
 
 async def delete(ctx: Context, actor: Principal, raw_name: str) -> None:
     name = await require(ctx, raw_name)
-    _protect_server_admin(ctx, name)
+    _refuse_protected(ctx, name)
     await ctx.ejabberd.unregister(name)
     ctx.db.run("DELETE FROM bans WHERE username = ?", name)
     ctx.db.audit(actor.name, "user.delete", name)
@@ -86,7 +88,7 @@ async def delete(ctx: Context, actor: Principal, raw_name: str) -> None:
 
 async def reset_password(ctx: Context, actor: Principal, raw_name: str, password: str) -> None:
     name = await require(ctx, raw_name)
-    _protect_server_admin(ctx, name)
+    _refuse_protected(ctx, name)
     validation.password(password, name)
     await ctx.ejabberd.set_password(name, password)
     # A new password is how a banned account is let back in.
@@ -96,6 +98,7 @@ async def reset_password(ctx: Context, actor: Principal, raw_name: str, password
 
 async def kick(ctx: Context, actor: Principal, raw_name: str) -> int:
     name = await require(ctx, raw_name)
+    _refuse_protected(ctx, name)
     count = await ctx.ejabberd.kick(name)
     ctx.db.audit(actor.name, "user.kick", name, f"sessions={count}")
     return count
@@ -103,7 +106,7 @@ async def kick(ctx: Context, actor: Principal, raw_name: str) -> int:
 
 async def ban(ctx: Context, actor: Principal, raw_name: str, reason: str) -> None:
     name = await require(ctx, raw_name)
-    _protect_server_admin(ctx, name)
+    _refuse_protected(ctx, name)
     reason = reason.strip() or "banned by an operator"
     await ctx.ejabberd.ban(name, reason)
     ctx.db.run(

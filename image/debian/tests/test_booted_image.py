@@ -15,6 +15,8 @@ from pathlib import Path
 import httpx
 import slixmpp
 
+from pi_im_admin.ejabberd import trusting
+
 from conftest import Booted
 
 CSRF = re.compile(r'name="csrf" value="([^"]+)"')
@@ -59,8 +61,17 @@ def test_sysconf_applied_and_blanked(booted: Booted) -> None:
     sysconf = booted.root("cat /boot/firmware/sysconf.txt")
     assert "root_authorized_key=\n" in sysconf + "\n"
     assert booted.root_key.split()[1] not in sysconf
-    # Imager's files on the FAT partition (a password hash among them) are root's only.
+    # Imager's files on the FAT partition (a password hash among them) are root's only...
     assert booted.user.run("cat /boot/firmware/user-data", check=False).returncode != 0
+
+
+def test_imager_secrets_left_the_boot_partition(booted: Booted) -> None:
+    """...and, once applied, gone from it: whoever holds the card reads no hash, no Wi-Fi key."""
+    booted.root("systemctl is-active pi-im-imager-cleanup.service || true")
+    user_data = booted.root("cat /boot/firmware/user-data")
+    assert "passwd" not in user_data
+    assert user_data.startswith("#cloud-config")
+    assert booted.root("test -e /boot/firmware/network-config && echo kept || echo gone") == "gone"
 
 
 def test_root_filesystem_grown_to_the_card(booted: Booted) -> None:
@@ -150,10 +161,12 @@ def test_xmpp_login_and_message_through_the_forward(booted: Booted, tmp_path: Pa
     assert owners.split() == ["alice", "bob"]
 
 
-def test_admin_console_signs_the_owner_in(booted: Booted) -> None:
+def test_admin_console_signs_the_owner_in(booted: Booted, tmp_path: Path) -> None:
     password = booted.root("pi-im-secret show admin-owner-password")
-    base = f"http://127.0.0.1:{booted.device.ports['admin']}"
-    with httpx.Client(base_url=base, timeout=60) as http:
+    base = f"https://127.0.0.1:{booted.device.ports['admin']}"
+    cert = tmp_path / "device.crt"
+    cert.write_text(booted.root("openssl x509 -in /etc/ejabberd/tls/device.pem") + "\n")
+    with httpx.Client(base_url=base, timeout=60, verify=trusting(cert)) as http:
         form = http.get("/signin")
         assert form.status_code == 200
         csrf = CSRF.search(form.text)

@@ -3,9 +3,7 @@ and the image itself holds no secret."""
 
 from __future__ import annotations
 
-import json
 import secrets
-import shlex
 import subprocess
 import tarfile
 
@@ -13,6 +11,7 @@ import pytest
 
 from conftest import DOMAIN, IMAGE
 from containers import address_of
+from device_api import device_tls, succeed
 from xmpp_framed import FramedClient, WebSocketTransport
 
 PER_DEVICE = {
@@ -49,27 +48,19 @@ def test_each_device_has_its_own(devices, what: str, command: str) -> None:
     assert len(set(values)) == len(values), f"{what} is the same on both devices"
 
 
-def api(host, command: str, body: dict[str, str]) -> object:
-    result = host.run(
-        "curl -sS --fail-with-body -H 'Content-Type: application/json' "
-        f"-d {shlex.quote(json.dumps(body))} http://127.0.0.1:5281/api/{command}"
-    )
-    assert result.rc == 0, result.stdout + result.stderr
-    return json.loads(result.stdout)
-
-
 def test_xmpp_login_and_message(host) -> None:
     address = address_of(host.backend.host)
+    tls = device_tls(host)
     admin = FramedClient(
-        WebSocketTransport(f"ws://{address}:5280/websocket"),
+        WebSocketTransport(f"wss://{address}:5280/websocket", tls),
         f"admin@{DOMAIN}",
         host.check_output("pi-im-secret show ejabberd-admin-password"),
     )
     admin.login()
     user, password = f"u{secrets.token_hex(4)}", secrets.token_urlsafe(16)
-    api(host, "register", {"user": user, "host": DOMAIN, "password": password})
+    succeed(host, DOMAIN, "register", {"user": user, "host": DOMAIN, "password": password})
     friend = FramedClient(
-        WebSocketTransport(f"ws://{address}:5280/websocket"), f"{user}@{DOMAIN}", password
+        WebSocketTransport(f"wss://{address}:5280/websocket", tls), f"{user}@{DOMAIN}", password
     )
     friend.login()
     admin.send_message(f"{user}@{DOMAIN}", "welcome to the baked appliance")

@@ -1,21 +1,28 @@
 """A small client of the admin console: a browser-like session (cookies, CSRF tokens from the
-pages) and an API client, both over real HTTP to the deployed service."""
+pages) and an API client, both over real HTTPS to the deployed service."""
 
 from __future__ import annotations
 
 import re
-from urllib.parse import parse_qs, urlparse
+import ssl
+from html import unescape
 
 import httpx
 
 CSRF = re.compile(r'name="csrf" value="([^"]+)"')
+MESSAGE = re.compile(r'<p class="(notice|error)"[^>]*>([^<]*)</p>')
+
+
+def messages(html: str) -> dict[str, str]:
+    """The notice and error a page shows, as the operator reads them."""
+    return {kind: unescape(text) for kind, text in MESSAGE.findall(html)}
 
 
 class Console:
     """Signed in to the pages as one operator."""
 
-    def __init__(self, base_url: str) -> None:
-        self.http = httpx.Client(base_url=base_url, follow_redirects=False, timeout=30)
+    def __init__(self, base_url: str, tls: ssl.SSLContext) -> None:
+        self.http = httpx.Client(base_url=base_url, follow_redirects=False, timeout=30, verify=tls)
         self.csrf = ""
 
     def sign_in(self, username: str, password: str) -> httpx.Response:
@@ -29,22 +36,27 @@ class Console:
         return response
 
     def post(self, path: str, **fields: str) -> tuple[str, str]:
-        """Submit a form; (notice, error) from where the console sent us back."""
+        """Submit a form; (notice, error) as the page it sends us back to shows them."""
         response = self.http.post(path, data={"csrf": self.csrf, **fields})
         assert response.status_code == 303, (response.status_code, response.text[:300])
-        query = parse_qs(urlparse(response.headers["location"]).query)
-        return query.get("notice", [""])[0], query.get("error", [""])[0]
+        assert "?" not in response.headers["location"], response.headers["location"]
+        shown = messages(self.http.get(response.headers["location"]).text)
+        return shown.get("notice", ""), shown.get("error", "")
 
     def get(self, path: str) -> httpx.Response:
         return self.http.get(path)
 
     def create_token(self, name: str, role: str) -> str:
-        notice, error = self.post("/tokens", name=name, role=role)
-        assert not error, error
-        return re.search(r"Token (pia_\S+)", notice).group(1)
+        """A new API token, read from the one response that shows it."""
+        response = self.http.post("/tokens", data={"csrf": self.csrf, "name": name, "role": role})
+        assert response.status_code == 200, (response.status_code, response.text[:300])
+        return re.search(r"Token (pia_\S+)", messages(response.text)["notice"]).group(1)
 
 
-def api(base_url: str, token: str) -> httpx.Client:
+def api(base_url: str, token: str, tls: ssl.SSLContext) -> httpx.Client:
     return httpx.Client(
-        base_url=f"{base_url}/api/v1", headers={"Authorization": f"Bearer {token}"}, timeout=30
+        base_url=f"{base_url}/api/v1",
+        headers={"Authorization": f"Bearer {token}"},
+        timeout=30,
+        verify=tls,
     )

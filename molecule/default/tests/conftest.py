@@ -5,6 +5,9 @@ from __future__ import annotations
 import json
 import secrets
 import shlex
+import ssl
+import subprocess
+import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -12,6 +15,9 @@ from pathlib import Path
 import pytest
 import yaml
 
+from pi_im_admin.ejabberd import trusting
+
+import device_api
 from containers import address_of, inspect
 
 SCENARIO = Path(__file__).resolve().parents[1]
@@ -27,15 +33,12 @@ class Account:
     password: str
 
 
+def api_call(host, command: str, body: dict[str, str], user: str = "pi-im-console"):  # type: ignore[no-untyped-def]
+    return device_api.call(host, DOMAIN, command, body, user)
+
+
 def api(host, command: str, body: dict[str, str]) -> object:
-    """Call ejabberd's admin API the way the admin service will: on the device's loopback."""
-    payload = shlex.quote(json.dumps(body))
-    result = host.run(
-        f"curl -sS --fail-with-body -H 'Content-Type: application/json' "
-        f"-d {payload} http://127.0.0.1:5281/api/{command}"
-    )
-    assert result.rc == 0, f"API {command} failed: {result.stdout} {result.stderr}"
-    return json.loads(result.stdout)
+    return device_api.succeed(host, DOMAIN, command, body)
 
 
 @pytest.fixture(scope="module")
@@ -61,6 +64,20 @@ def netns(container: str) -> list[str]:
     return ["nsenter", f"--net=/proc/{pid}/ns/net"]
 
 
+def run_in_netns(netns: list[str], password: str, *args: str) -> dict[str, object]:
+    """netns_client.py inside the device's network namespace, the password on its stdin."""
+    result = subprocess.run(
+        [*netns, sys.executable, str(Path(__file__).with_name("netns_client.py")), *args],
+        input=password,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout)
+
+
 @pytest.fixture(scope="module")
 def device_cert(host, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The certificate part of the device's PEM, to verify TLS against (never the key)."""
@@ -68,6 +85,12 @@ def device_cert(host, tmp_path_factory: pytest.TempPathFactory) -> Path:
     path = tmp_path_factory.mktemp("tls") / "device.crt"
     path.write_text(pem + "\n")
     return path
+
+
+@pytest.fixture(scope="module")
+def device_tls(device_cert: Path) -> ssl.SSLContext:
+    """TLS that trusts the device's own certificate (tests reach it by address, not name)."""
+    return trusting(device_cert)
 
 
 @pytest.fixture

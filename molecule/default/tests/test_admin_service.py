@@ -4,33 +4,41 @@ against the real ejabberd behind it."""
 from __future__ import annotations
 
 import asyncio
+import re
 import secrets
+import ssl
 from pathlib import Path
 
 import httpx
 import pytest
 
-from admin_console import Console, api
-from conftest import DOMAIN, Account, secret
+from admin_console import Console, api, messages
+from conftest import DOMAIN, Account, api_call, run_in_netns, secret
 from test_xmpp import Client, log_in, xmpp_login
 
 
 @pytest.fixture(scope="module")
 def base_url(address: str) -> str:
-    return f"http://{address}:8080"
+    return f"https://{address}:8080"
 
 
 @pytest.fixture(scope="module")
-def owner(host, base_url: str) -> Console:
-    console = Console(base_url)
+def web(base_url: str, device_tls: ssl.SSLContext) -> httpx.Client:
+    """A visitor without a session (the public pages), trusting the device's certificate."""
+    return httpx.Client(base_url=base_url, verify=device_tls, timeout=30)
+
+
+@pytest.fixture(scope="module")
+def owner(host, base_url: str, device_tls: ssl.SSLContext) -> Console:
+    console = Console(base_url, device_tls)
     response = console.sign_in("owner", secret(host, "admin-owner-password"))
     assert response.status_code == 303
     return console
 
 
 @pytest.fixture(scope="module")
-def owner_api(owner: Console, base_url: str) -> httpx.Client:
-    return api(base_url, owner.create_token(f"tests-{secrets.token_hex(3)}", "owner"))
+def owner_api(owner: Console, base_url: str, device_tls: ssl.SSLContext) -> httpx.Client:
+    return api(base_url, owner.create_token(f"tests-{secrets.token_hex(3)}", "owner"), device_tls)
 
 
 def new_name(prefix: str = "u") -> str:
@@ -84,14 +92,14 @@ def test_database_is_private(host) -> None:
     assert data.mode == 0o750
 
 
-def test_no_default_credentials(base_url: str) -> None:
+def test_no_default_credentials(base_url: str, device_tls: ssl.SSLContext) -> None:
     for username, password in [("admin", "admin"), ("owner", "owner"), ("admin", "password")]:
-        console = Console(base_url)
+        console = Console(base_url, device_tls)
         assert console.sign_in(username, password).status_code == 401
 
 
-def test_openapi_schema_is_served(base_url: str) -> None:
-    schema = httpx.get(f"{base_url}/openapi.json", timeout=10).json()
+def test_openapi_schema_is_served(web: httpx.Client) -> None:
+    schema = web.get("/openapi.json").json()
     assert "/api/v1/users" in schema["paths"]
     assert schema["components"]["securitySchemes"]["HTTPBearer"]["scheme"] == "bearer"
 
@@ -181,7 +189,9 @@ def test_unknown_group_changes_nothing(owner_api: httpx.Client) -> None:
 
 
 @pytest.fixture(scope="module")
-def operators(owner_api: httpx.Client, base_url: str) -> dict[str, Console]:
+def operators(
+    owner_api: httpx.Client, base_url: str, device_tls: ssl.SSLContext
+) -> dict[str, Console]:
     consoles = {}
     for role in ("viewer", "operator", "admin"):
         name, password = new_name(role[:3]), strong()
@@ -189,7 +199,7 @@ def operators(owner_api: httpx.Client, base_url: str) -> dict[str, Console]:
             "/operators", json={"username": name, "password": password, "role": role}
         )
         assert created.status_code == 201
-        console = Console(base_url)
+        console = Console(base_url, device_tls)
         assert console.sign_in(name, password).status_code == 303
         consoles[role] = console
     return consoles
@@ -224,8 +234,10 @@ def test_viewer_can_read(operators: dict[str, Console]) -> None:
     assert viewer.get("/audit").status_code == 403
 
 
-def test_viewer_token_cannot_change_anything(owner: Console, base_url: str) -> None:
-    viewer_api = api(base_url, owner.create_token(new_name("v"), "viewer"))
+def test_viewer_token_cannot_change_anything(
+    owner: Console, base_url: str, device_tls: ssl.SSLContext
+) -> None:
+    viewer_api = api(base_url, owner.create_token(new_name("v"), "viewer"), device_tls)
     assert viewer_api.get("/users").status_code == 200
     assert (
         viewer_api.post("/users", json={"username": new_name(), "password": strong()}).status_code
@@ -270,21 +282,36 @@ def test_forms_need_the_csrf_token(owner: Console) -> None:
     assert response.status_code == 403
 
 
-def test_sign_in_is_rate_limited_per_user_name(base_url: str) -> None:
-    console = Console(base_url)
-    name = new_name("nobody")
-    statuses = [console.sign_in(name, "wrong-password").status_code for _ in range(6)]
+def test_guessing_locks_the_guesser_out_not_the_operator(
+    owner_api: httpx.Client,
+    base_url: str,
+    device_tls: ssl.SSLContext,
+    netns: list[str],
+    device_cert: Path,
+) -> None:
+    name, password = new_name("op"), strong()
+    made = owner_api.post(
+        "/operators", json={"username": name, "password": password, "role": "viewer"}
+    )
+    assert made.status_code == 201
+    guesser = Console(base_url, device_tls)
+    statuses = [guesser.sign_in(name, "wrong-password").status_code for _ in range(6)]
     assert statuses == [401] * 5 + [429]
-    # Another name from the same address is still judged on its own.
-    assert console.sign_in(new_name("other"), "wrong-password").status_code == 401
+    # The guessing address waits, whatever it sends...
+    assert guesser.sign_in(name, password).status_code == 429
+    # ...another name from it is still judged on its own...
+    assert guesser.sign_in(new_name("other"), "wrong-password").status_code == 401
+    # ...and the operator, from another address (the device itself), signs in.
+    assert run_in_netns(netns, password, "signin", name, str(device_cert)) == {"status": 303}
 
 
-def test_session_cookie_is_protected(host, base_url: str) -> None:
-    console = Console(base_url)
+def test_session_cookie_is_protected(host, base_url: str, device_tls: ssl.SSLContext) -> None:
+    console = Console(base_url, device_tls)
     response = console.sign_in("owner", secret(host, "admin-owner-password"))
     cookie = response.headers["set-cookie"]
     assert "HttpOnly" in cookie
     assert "SameSite=strict" in cookie
+    assert "Secure" in cookie
 
 
 # Groups, group chats, invitations, broadcast, audit
@@ -313,35 +340,178 @@ def test_group_chat(owner_api: httpx.Client) -> None:
 
 
 def test_invitation_link_signs_up_once(
-    owner_api: httpx.Client, base_url: str, device_cert: Path, address: str
+    owner_api: httpx.Client, web: httpx.Client, device_cert: Path, address: str
 ) -> None:
     group = new_name("g")
     owner_api.post("/groups", json={"name": group})
     invite = owner_api.post("/invites", json={"hours": 1, "group": group}).json()
     assert invite["url"].endswith(f"/invite/{invite['token']}")
-    page = httpx.get(f"{base_url}/invite/{invite['token']}", timeout=10)
-    assert page.status_code == 200
+    assert web.get(f"/invite/{invite['token']}").status_code == 200
     name, password = new_name(), strong()
-    redeemed = httpx.post(
-        f"{base_url}/invite/{invite['token']}", data={"username": name, "password": password}
-    )
-    assert redeemed.headers["location"].startswith("/welcome")
+    redeemed = web.post(f"/invite/{invite['token']}", data={"username": name, "password": password})
+    assert redeemed.status_code == 201
+    assert f"{name}@{DOMAIN}" in redeemed.text
     assert xmpp_login(Account(f"{name}@{DOMAIN}", password), device_cert, address).startswith(
         "session started"
     )
     assert name in {g["name"]: g for g in owner_api.get("/groups").json()}[group]["members"]
-    again = httpx.get(f"{base_url}/invite/{invite['token']}", timeout=10)
+    again = web.get(f"/invite/{invite['token']}")
     assert again.status_code == 403
     assert "already been used" in again.text
 
 
-def test_revoked_invitation_is_refused(owner_api: httpx.Client, base_url: str) -> None:
+def test_revoked_invitation_is_refused(owner_api: httpx.Client, web: httpx.Client) -> None:
     invite = owner_api.post("/invites", json={"hours": 1}).json()
     assert owner_api.delete(f"/invites/{invite['id']}").status_code == 204
-    response = httpx.post(
-        f"{base_url}/invite/{invite['token']}", data={"username": new_name(), "password": strong()}
+    response = web.post(
+        f"/invite/{invite['token']}", data={"username": new_name(), "password": strong()}
     )
-    assert "revoked" in response.headers["location"]
+    assert response.status_code == 403
+    assert "revoked" in messages(response.text)["error"] or "revoked" in response.text
+
+
+def test_an_invitation_is_no_oracle_for_which_names_exist(
+    owner_api: httpx.Client, web: httpx.Client
+) -> None:
+    """Finding 11: probes for taken names stop after a few, without using the link up."""
+    invite = owner_api.post("/invites", json={"hours": 1}).json()
+    taken = create_user(owner_api).jid.split("@")[0]
+    probe = {"username": taken, "password": strong()}
+    statuses = [web.post(f"/invite/{invite['token']}", data=probe).status_code for _ in range(11)]
+    assert statuses == [409] * 10 + [429]
+    # The invitation itself was not used up by the probes.
+    listed = {i["id"]: i for i in owner_api.get("/invites").json()}[invite["id"]]
+    assert listed["uses"] == 0
+
+
+# The security review's findings, each against the device
+
+
+def test_no_spelling_of_a_protected_account_can_be_changed(
+    owner_api: httpx.Client, host, device_cert: Path, address: str
+) -> None:
+    """Finding 1: the console compares names as ejabberd does (nodeprep) and refuses every
+    account of ejabberd's admin ACL and its own API account."""
+    admin_password = secret(host, "ejabberd-admin-password")
+    spellings = ["admin", "ADMIN", "\uff41\uff44\uff4d\uff49\uff4e", "ad\u00admin", "pi-im-console"]
+    for spelling in spellings:
+        for call in (
+            lambda n: owner_api.post(f"/users/{n}/password", json={"password": strong()}),
+            lambda n: owner_api.post(f"/users/{n}/ban", json={"reason": "takeover"}),
+            lambda n: owner_api.post(f"/users/{n}/kick"),
+            lambda n: owner_api.delete(f"/users/{n}"),
+        ):
+            response = call(spelling)
+            assert response.status_code == 403, (spelling, response.text)
+    admin = Account(f"admin@{DOMAIN}", admin_password)
+    assert xmpp_login(admin, device_cert, address).startswith("session started")
+
+
+def test_the_console_and_ejabberd_agree_on_canonical_names(owner_api: httpx.Client) -> None:
+    """What nodeprep makes of a name is what ejabberd stores: created through the console,
+    listed by ejabberd under the canonical name."""
+    suffix = secrets.token_hex(3)
+    spelled = f"\uff33tra\u00dfe{suffix}"  # fullwidth S, sharp s
+    created = owner_api.post("/users", json={"username": spelled, "password": strong()})
+    assert created.status_code == 201, created.text
+    assert created.json()["name"] == f"strasse{suffix}"
+    assert (
+        f"strasse{suffix}"
+        in owner_api.get("/users", params={"q": suffix}).json()["users"][0]["name"]
+    )
+    assert owner_api.delete(f"/users/STRASSE{suffix}").status_code == 204
+
+
+def test_new_secrets_never_reach_a_url_or_the_journal(
+    host, owner: Console, owner_api: httpx.Client, web: httpx.Client
+) -> None:
+    """Finding 2: a token and an invitation link are shown once in a response body; the
+    access log has every request but never a secret."""
+    since = host.check_output("date +%s")
+    token = owner.create_token(new_name("t"), "viewer")
+    made = owner.http.post("/invites", data={"csrf": owner.csrf, "hours": "1"})
+    link = re.search(r"(https://\S+/invite/(i_\S+)) \(shown once", messages(made.text)["notice"])
+    web.get(f"/invite/{link.group(2)}")
+    invite = owner_api.post("/invites", json={"hours": 1}).json()
+    web.get(f"/invite/{invite['token']}")
+    journal = host.check_output(f"journalctl -u pi-im-admin --since @{since} --no-pager")
+    assert "GET /invite/… 200" in journal
+    for leaked in (token, link.group(2), invite["token"]):
+        assert leaked not in journal
+
+
+def test_bodies_are_bounded_before_anyone_is_asked_who_they_are(host, web: httpx.Client) -> None:
+    """Finding 3: an unauthenticated 50 MB body is refused by its length and costs nothing."""
+    pid = host.check_output("systemctl show -P MainPID pi-im-admin")
+
+    def rss_kb() -> int:
+        return int(host.check_output(f"ps -o rss= -p {pid}"))
+
+    before = rss_kb()
+    big = b'{"username": "' + b"x" * (50 * 1024 * 1024) + b'"}'
+    response = web.post("/api/v1/users", content=big, headers={"Content-Type": "application/json"})
+    assert response.status_code == 413
+    assert rss_kb() - before < 10 * 1024
+    limit = host.check_output("systemctl show -P MemoryMax pi-im-admin")
+    assert limit.isdigit()
+    assert int(limit) <= 256 * 1024 * 1024
+
+
+def test_a_deleted_operators_tokens_die_with_them(
+    owner_api: httpx.Client, base_url: str, device_tls: ssl.SSLContext
+) -> None:
+    """Finding 5: a token acts for its maker, capped at the maker's role, and expires."""
+    name, password = new_name("adm"), strong()
+    made = owner_api.post(
+        "/operators", json={"username": name, "password": password, "role": "admin"}
+    )
+    admin = Console(base_url, device_tls)
+    assert admin.sign_in(name, password).status_code == 303
+    token = api(base_url, admin.create_token(new_name("t"), "admin"), device_tls)
+    listed = {t["name"]: t for t in token.get("/tokens").json()}
+    assert all(t["expires_at"] > 0 for t in listed.values())
+    assert (
+        owner_api.patch(f"/operators/{made.json()['id']}", json={"role": "viewer"}).status_code
+        == 204
+    )
+    assert token.post("/tokens", json={"name": "more", "role": "admin"}).status_code == 403
+    assert owner_api.delete(f"/operators/{made.json()['id']}").status_code == 204
+    assert token.get("/users").status_code == 401
+
+
+def test_only_the_devices_names_reach_the_console(
+    base_url: str, device_tls: ssl.SSLContext
+) -> None:
+    """Finding 12: another name (DNS rebinding) gets nothing; messages are not taken from
+    the URL."""
+    with httpx.Client(base_url=base_url, verify=device_tls, timeout=30) as client:
+        assert client.get("/signin", headers={"Host": "rebind.example"}).status_code == 400
+        assert client.get("/signin", headers={"Host": DOMAIN}).status_code == 200
+        spoofed = client.get("/signin", params={"error": "Call 555-0100 now"})
+        assert "555-0100" not in spoofed.text
+
+
+def test_the_console_speaks_only_https(address: str) -> None:
+    """Finding 6: no password crosses the network in clear."""
+    with pytest.raises(httpx.HTTPError):
+        httpx.get(f"http://{address}:8080/signin", timeout=10)
+
+
+def test_the_admin_api_answers_only_the_consoles_account(host) -> None:
+    """Finding 7: no credentials, or another account, get nothing; the console's account
+    gets only the commands the console uses."""
+    anonymous = host.run(
+        "curl -sS -o /dev/null -w '%{http_code}' --cacert /etc/ejabberd/tls/device.pem "
+        f"--resolve {DOMAIN}:5281:127.0.0.1 -d '{{}}' https://{DOMAIN}:5281/api/registered_users"
+    )
+    assert anonymous.stdout in {"401", "403"}, anonymous.stdout
+    as_admin = api_call(host, "registered_users", {"host": DOMAIN}, user="admin")
+    assert as_admin.stdout.rpartition("\n")[2] == "403"
+    for command in ("backup", "stop", "set_master", "restart"):
+        refused = api_call(host, command, {})
+        assert refused.stdout.rpartition("\n")[2] in {"403", "404"}, (command, refused.stdout)
+    allowed = api_call(host, "registered_users", {"host": DOMAIN})
+    assert allowed.stdout.rpartition("\n")[2] == "200"
 
 
 def test_broadcast_reaches_online_users(
@@ -398,6 +568,9 @@ def test_dashboard_shows_the_services(owner_api: httpx.Client, owner: Console) -
     assert all(sample["registered"] >= 1 for sample in board["history"])
     page = owner.get("/")
     assert 'http-equiv="refresh"' in page.text
+    # Federation is off by default, and the console says so (finding 14).
+    assert board["federation"] is False
+    assert "Federation is off" in page.text
     assert str(board["registered"]) in page.text
     assert "<polyline" in page.text  # the chart of online users
 

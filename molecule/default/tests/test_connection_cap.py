@@ -5,6 +5,7 @@ in a loop, the node stops answering and the watchdog kills it with every session
 from __future__ import annotations
 
 import json
+import socket
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -39,8 +40,8 @@ def beam_open_file_limit(host) -> int:  # type: ignore[no-untyped-def]
 def test_the_cap_sits_below_the_servers_open_file_limit(host) -> None:  # type: ignore[no-untyped-def]
     rules = host.check_output("nft list table inet pi_im_ejabberd")
     assert f"ct count over {beam_open_file_limit(host) - RESERVE} " in rules
-    # Clients, federation, WebSocket/BOSH: counted. The admin API on loopback: never.
-    assert "tcp dport { 5222, 5269, 5280 }" in rules
+    # Clients and WebSocket/BOSH: counted (federation is off). The admin API: never.
+    assert "tcp dport { 5222, 5280 }" in rules
 
 
 @pytest.mark.usefixtures("low_limit")
@@ -66,3 +67,19 @@ def test_past_the_cap_newcomers_are_refused_and_the_server_stays_up(
     assert step["lost"] == 0
     assert host.check_output("systemctl show -P MainPID ejabberd") == pid
     assert host.check_output("systemctl show -P NRestarts ejabberd") == restarts
+
+
+PER_ADDRESS = 256  # the role's default
+
+
+def test_one_address_cannot_fill_the_cap(host, address: str) -> None:  # type: ignore[no-untyped-def]
+    """Finding 8: one host holds at most PER_ADDRESS connections; another still gets in."""
+    held = [socket.create_connection((address, 5222), timeout=10) for _ in range(PER_ADDRESS)]
+    try:
+        with pytest.raises(ConnectionRefusedError):
+            socket.create_connection((address, 5222), timeout=10)
+        # The device itself is another address: it is let in while this host is held back.
+        assert host.run(f"timeout 10 bash -c '</dev/tcp/{address}/5222'").rc == 0
+    finally:
+        for connection in held:
+            connection.close()

@@ -3,26 +3,8 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
-from pathlib import Path
 
-from conftest import secret
-
-CLIENT = Path(__file__).with_name("netns_client.py")
-
-
-def run_in_netns(netns: list[str], password: str, *args: str) -> dict[str, object]:
-    result = subprocess.run(
-        [*netns, sys.executable, str(CLIENT), *args],
-        input=password,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
-    assert result.returncode == 0, result.stderr
-    return json.loads(result.stdout)
+from conftest import run_in_netns, secret
 
 
 def test_administrator_can_use_management_api(host, netns: list[str]) -> None:

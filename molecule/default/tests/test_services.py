@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import re
 import secrets
+import subprocess
 
 import pytest
 
-from conftest import on_ejabberd
+from conftest import DOMAIN, REPO, on_ejabberd
 
-PUBLIC = {5222: "ejabberd c2s", 5269: "ejabberd s2s", 5280: "ejabberd http", 8080: "admin console"}
+PUBLIC = {5222: "ejabberd c2s", 5280: "ejabberd https", 8080: "admin console"}
 LOOPBACK = {
     5281: "ejabberd api",
     5672: "amqp",
@@ -21,11 +22,11 @@ WILDCARD = {"*", "0.0.0.0", "[::]", "::"}
 
 
 def listeners(host) -> list[tuple[str, int, str]]:
-    """(address, port, process) of every listening TCP socket."""
+    """(address, port, process) of every listening TCP socket and every bound UDP one."""
     found = []
-    for line in host.check_output("ss -Hltnp").splitlines():
+    for line in host.check_output("ss -Hltunp").splitlines():
         fields = line.split()
-        address, _, port = fields[3].rpartition(":")
+        address, _, port = fields[4].rpartition(":")
         process = re.search(r'\(\("([^"]+)"', line)
         found.append((address, int(port), process.group(1) if process else "?"))
     return found
@@ -77,6 +78,12 @@ def test_nothing_else_listens_beyond_loopback(host) -> None:
         if p not in PUBLIC and not a.startswith("127.") and a != "[::1]"
     ]
     assert exposed == []
+
+
+def test_federation_is_off_by_default(host) -> None:
+    """Finding 14: a .local domain cannot federate; no server-to-server port, no s2s."""
+    assert not [p for _, p, _ in listeners(host) if p == 5269]
+    assert "s2s_access: none" in host.file("/etc/ejabberd/ejabberd.yml").content_string
 
 
 def test_sysctl_file(host) -> None:
@@ -416,3 +423,61 @@ def test_archive_clean_up_deletes_only_expired_messages(host) -> None:
         remove = f"""
             [Host | _] = ejabberd_option:hosts(), mod_mam_sql:remove_user(<<"{user}">>, Host)."""
         on_ejabberd(host, remove)
+
+
+@pytest.mark.parametrize("unit", ["ejabberd", "rabbitmq-server", "pi-im-admin", "pi-im-firewall"])
+def test_every_unit_has_a_memory_ceiling(host, unit: str) -> None:
+    """Finding 3/10: a runaway unit is stopped at its own ceiling; ejabberd is the last the
+    kernel picks."""
+    ceiling = host.check_output(f"systemctl show -P MemoryMax {unit}")
+    assert ceiling.isdigit(), f"{unit}: MemoryMax={ceiling}"
+    assert host.check_output("systemctl show -P OOMScoreAdjust ejabberd") == "-500"
+
+
+def recorded_exposure() -> dict[str, float]:
+    """The `systemd-analyze security` levels recorded in docs/security.md: unit -> level."""
+    rows = re.findall(
+        r"^\| `([\w.-]+\.service)` \| ([0-9.]+) \|",
+        (REPO / "docs/security.md").read_text(),
+        re.MULTILINE,
+    )
+    return {unit: float(level) for unit, level in rows}
+
+
+@pytest.mark.parametrize("unit", sorted(recorded_exposure()))
+def test_no_unit_is_more_exposed_than_recorded(host, unit: str) -> None:
+    """Finding 10: every unit the appliance ships or overrides is sandboxed as far as it
+    allows, and stays so."""
+    report = host.check_output(f"systemd-analyze security --no-pager {unit}")
+    level = float(re.search(r"Overall exposure level for \S+: ([0-9.]+)", report).group(1))
+    assert level <= recorded_exposure()[unit], report[-3000:]
+
+
+WEAK_SUITES = [
+    "ECDHE-ECDSA-AES128-SHA",  # CBC with SHA-1
+    "ECDHE-ECDSA-AES256-CCM8",
+    "ECDHE-ECDSA-CAMELLIA128-SHA256",
+    "ECDHE-ECDSA-ARIA128-GCM-SHA256",
+]
+STRONG_SUITES = ["ECDHE-ECDSA-AES128-GCM-SHA256", "ECDHE-ECDSA-CHACHA20-POLY1305"]
+TLS_PORTS = {5222: ["-starttls", "xmpp", "-xmpphost", DOMAIN], 5280: [], 8080: []}
+
+
+def negotiated(address: str, port: int, suite: str) -> str:
+    """The TLS 1.2 suite the device agrees to when a client offers only `suite` ("" if none)."""
+    done = subprocess.run(
+        ["openssl", "s_client", "-connect", f"{address}:{port}", *TLS_PORTS[port], "-tls1_2",
+         "-cipher", f"{suite}:@SECLEVEL=0"],
+        stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=30, check=False,
+    )  # fmt: skip
+    found = re.search(r"Cipher is (\S+)", done.stdout)
+    return "" if not found or found.group(1) == "(NONE)" else found.group(1)
+
+
+@pytest.mark.parametrize("port", sorted(TLS_PORTS))
+def test_tls_offers_only_forward_secret_aead_suites(address: str, port: int) -> None:
+    """Finding 9: ECDHE with AES-GCM or ChaCha20-Poly1305, nothing else, on every TLS port."""
+    for suite in WEAK_SUITES:
+        assert negotiated(address, port, suite) == "", suite
+    for suite in STRONG_SUITES:
+        assert negotiated(address, port, suite) == suite

@@ -14,7 +14,13 @@ import pytest
 import slixmpp
 
 from conftest import DOMAIN, Account, configure_archive, on_ejabberd, secret
-from xmpp_framed import AuthenticationFailed, BoshTransport, FramedClient, WebSocketTransport
+from xmpp_framed import (
+    AuthenticationFailed,
+    BoshTransport,
+    FramedClient,
+    Transport,
+    WebSocketTransport,
+)
 
 
 class Client(slixmpp.ClientXMPP):
@@ -362,14 +368,19 @@ def test_wrong_password_refused_on_c2s(accounts, device_cert: Path, address: str
     assert xmpp_login(wrong, device_cert, address) == "auth failed"
 
 
+def framed(address: str, transport: str, tls: ssl.SSLContext) -> Transport:
+    """A web client's connection: WebSocket or BOSH, over TLS (the only way offered)."""
+    if transport == "websocket":
+        return WebSocketTransport(f"wss://{address}:5280/websocket", tls)
+    return BoshTransport(f"https://{address}:5280/bosh", tls)
+
+
 @pytest.mark.parametrize("transport", ["websocket", "bosh"])
-def test_framed_login_and_message(accounts, address: str, transport: str) -> None:
+def test_framed_login_and_message(
+    accounts, address: str, transport: str, device_tls: ssl.SSLContext
+) -> None:
     def connect(account: Account) -> FramedClient:
-        if transport == "websocket":
-            channel = WebSocketTransport(f"ws://{address}:5280/websocket")
-        else:
-            channel = BoshTransport(f"http://{address}:5280/bosh")
-        client = FramedClient(channel, account.jid, account.password)
+        client = FramedClient(framed(address, transport, device_tls), account.jid, account.password)
         client.login()
         return client
 
@@ -388,30 +399,51 @@ def test_framed_login_and_message(accounts, address: str, transport: str) -> Non
 
 
 @pytest.mark.parametrize("transport", ["websocket", "bosh"])
-def test_wrong_password_refused_on_framed(accounts, address: str, transport: str) -> None:
-    channel = (
-        WebSocketTransport(f"ws://{address}:5280/websocket")
-        if transport == "websocket"
-        else BoshTransport(f"http://{address}:5280/bosh")
-    )
+def test_wrong_password_refused_on_framed(
+    accounts, address: str, transport: str, device_tls: ssl.SSLContext
+) -> None:
+    channel = framed(address, transport, device_tls)
     client = FramedClient(channel, accounts[0].jid, "not-" + accounts[0].password)
     with pytest.raises(AuthenticationFailed, match="not-authorized"):
         client.login()
 
 
-def test_host_meta_announces_web_endpoints(address: str) -> None:
+@pytest.mark.parametrize(
+    ("url", "refused"),
+    [("ws://{}:5280/websocket", Exception), ("http://{}:5280/bosh", httpx.HTTPError)],
+    ids=["ws", "http"],
+)
+def test_web_clients_cannot_log_in_without_tls(address: str, url: str, refused: type) -> None:
+    """Finding 6: SCRAM over plain ws:// or http:// would bypass the STARTTLS 5222 requires."""
+
+    def open_plain(url: str) -> None:
+        if url.startswith("ws"):
+            WebSocketTransport(url).open_stream(DOMAIN, restart=False)
+        else:
+            httpx.post(url, content="<body/>", timeout=10).raise_for_status()
+
+    with pytest.raises(refused):
+        open_plain(url.format(address))
+
+
+def test_host_meta_announces_only_tls_web_endpoints(
+    address: str, device_tls: ssl.SSLContext
+) -> None:
     response = httpx.get(
-        f"http://{address}:5280/.well-known/host-meta.json", headers={"Host": DOMAIN}, timeout=10
+        f"https://{address}:5280/.well-known/host-meta.json",
+        headers={"Host": DOMAIN},
+        timeout=10,
+        verify=device_tls,
     )
     assert response.status_code == 200
     links = {link["rel"]: link["href"] for link in json.loads(response.text)["links"]}
-    assert links["urn:xmpp:alt-connections:websocket"].endswith("/websocket")
-    assert links["urn:xmpp:alt-connections:xbosh"].endswith("/bosh")
+    assert links["urn:xmpp:alt-connections:websocket"] == f"wss://{DOMAIN}:5280/websocket"
+    assert links["urn:xmpp:alt-connections:xbosh"] == f"https://{DOMAIN}:5280/bosh"
 
 
-def test_in_band_registration_is_off(address: str) -> None:
+def test_in_band_registration_is_off(address: str, device_tls: ssl.SSLContext) -> None:
     client = FramedClient(
-        WebSocketTransport(f"ws://{address}:5280/websocket"), f"nobody@{DOMAIN}", "irrelevant"
+        framed(address, "websocket", device_tls), f"nobody@{DOMAIN}", "irrelevant"
     )
     with pytest.raises(AuthenticationFailed):
         client.login()
@@ -419,11 +451,12 @@ def test_in_band_registration_is_off(address: str) -> None:
     assert client.features  # the features were read at all
 
 
-def test_admin_api_not_public(address: str) -> None:
+def test_admin_api_not_public(address: str, device_tls: ssl.SSLContext) -> None:
     # Only loopback reaches the admin API; the public HTTP listener has no /api.
     response = httpx.post(
-        f"http://{address}:5280/api/register",
+        f"https://{address}:5280/api/register",
         timeout=10,
+        verify=device_tls,
         json={"user": "intruder", "host": DOMAIN, "password": "x" * 12},
     )
     assert response.status_code == 404

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import secrets
+import ssl
 import xml.etree.ElementTree as ET
 from typing import Protocol
 
@@ -38,8 +39,8 @@ class Transport(Protocol):
 
 
 class WebSocketTransport:
-    def __init__(self, url: str) -> None:
-        self.ws: ClientConnection = connect(url, subprotocols=["xmpp"], open_timeout=10)
+    def __init__(self, url: str, tls: ssl.SSLContext | None = None) -> None:
+        self.ws: ClientConnection = connect(url, subprotocols=["xmpp"], open_timeout=10, ssl=tls)
         self.domain = ""
 
     def _frames_until(self, tag: str) -> list[ET.Element]:
@@ -67,9 +68,9 @@ class WebSocketTransport:
 
 
 class BoshTransport:
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, tls: ssl.SSLContext | None = None) -> None:
         self.url = url
-        self.http = httpx.Client(timeout=30)
+        self.http = httpx.Client(timeout=30, verify=tls or True)
         self.rid = secrets.randbelow(2**40)
         self.sid = ""
 
