@@ -502,13 +502,20 @@ def test_the_admin_api_answers_only_the_consoles_account(host) -> None:
     gets only the commands the console uses."""
     anonymous = host.run(
         "curl -sS -o /dev/null -w '%{http_code}' --cacert /etc/ejabberd/tls/device.pem "
-        f"--resolve {DOMAIN}:5281:127.0.0.1 -d '{{}}' https://{DOMAIN}:5281/api/registered_users"
+        f"--resolve {DOMAIN}:5281:127.0.0.1 -H 'Content-Type: application/json' "
+        f'-d \'{{"host": "{DOMAIN}"}}\' https://{DOMAIN}:5281/api/registered_users'
     )
     assert anonymous.stdout in {"401", "403"}, anonymous.stdout
     as_admin = api_call(host, "registered_users", {"host": DOMAIN}, user="admin")
     assert as_admin.stdout.rpartition("\n")[2] == "403"
-    for command in ("backup", "stop", "set_master", "restart"):
-        refused = api_call(host, command, {})
+    beyond = {
+        "backup": {"file": "/tmp/stolen"},
+        "set_master": {"nodename": "self"},
+        "stop": {},
+        "restart": {},
+    }
+    for command, body in beyond.items():
+        refused = api_call(host, command, body)
         assert refused.stdout.rpartition("\n")[2] in {"403", "404"}, (command, refused.stdout)
     allowed = api_call(host, "registered_users", {"host": DOMAIN})
     assert allowed.stdout.rpartition("\n")[2] == "200"
