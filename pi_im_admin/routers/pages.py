@@ -52,6 +52,11 @@ async def _outcome(action: Callable[[], Awaitable[object] | object]) -> object:
     return result
 
 
+def _flash(request: Request, kind: str, text: str) -> None:
+    """Keep a message for the next page this operator sees (never in the URL)."""
+    request.app.state.context.sessions.flash(request.cookies.get(SESSION_COOKIE), kind, text)
+
+
 async def act(
     request: Request,
     back: str,
@@ -59,14 +64,12 @@ async def act(
     notice: str | Callable[[object], str],
 ) -> RedirectResponse:
     """Run one change; come back to `back` with what happened (or why it did not)."""
-    sessions = request.app.state.context.sessions
-    cookie = request.cookies.get(SESSION_COOKIE)
     try:
         result = await _outcome(action)
     except Problem as problem:
-        sessions.flash(cookie, "error", problem.message)
+        _flash(request, "error", problem.message)
     else:
-        sessions.flash(cookie, "notice", notice(result) if callable(notice) else notice)
+        _flash(request, "notice", notice(result) if callable(notice) else notice)
     return RedirectResponse(back, 303)
 
 
@@ -81,9 +84,7 @@ async def reveal(
     try:
         result = await _outcome(action)
     except Problem as problem:
-        request.app.state.context.sessions.flash(
-            request.cookies.get(SESSION_COOKIE), "error", problem.message
-        )
+        _flash(request, "error", problem.message)
         return RedirectResponse(back, 303)
     return await show(result)
 
@@ -234,7 +235,7 @@ async def user_page(
     try:
         user = await users.detail(ctx, name)
     except Problem as problem:
-        ctx.sessions.flash(request.cookies.get(SESSION_COOKIE), "error", problem.message)
+        _flash(request, "error", problem.message)
         return RedirectResponse("/users", 303)
     return render(request, "user.html", who, user=user)
 

@@ -9,7 +9,9 @@ import json
 import re
 import secrets
 import shlex
+import socket
 import ssl
+import time
 from pathlib import Path
 
 import httpx
@@ -24,8 +26,8 @@ CSRF = re.compile(r'name="csrf" value="([^"]+)"')
 
 def test_no_failed_appliance_units(booted: Booted) -> None:
     units = [
-        "pi-im-provision-early", "pi-im-provision-late", "ssh", "ejabberd", "rabbitmq-server",
-        "pi-im-admin", "systemd-networkd", "systemd-resolved", "docker",
+        "pi-im-provision-early", "pi-im-provision-late", "pi-im-firewall", "ssh", "ejabberd",
+        "rabbitmq-server", "pi-im-admin", "systemd-networkd", "systemd-resolved", "docker",
     ]  # fmt: skip
     states = booted.root(f"systemctl is-active {' '.join(units)} || true").split()
     assert dict(zip(units, states, strict=True)) == dict.fromkeys(units, "active")
@@ -181,6 +183,54 @@ def test_admin_console_signs_the_owner_in(booted: Booted, tmp_path: Path) -> Non
         # Live numbers from the device's own services.
         assert "<td>ejabberd</td>" in dashboard.text
         assert "<td>rabbitmq</td>" in dashboard.text
+
+
+# Answers every connection with one line, on all addresses of the device.
+PROBE_LISTENER = """
+import socket
+with socket.create_server(("", 8081), family=socket.AF_INET6, dual_stack=True) as server:
+    while True:
+        peer, _ = server.accept()
+        peer.sendall(b"open\\n")
+        peer.close()
+"""
+
+PROBE_FROM_THE_DEVICE = """
+import socket
+print(socket.create_connection(("127.0.0.1", 8081), 10).recv(16))
+"""
+
+
+def first_line_through(port: int) -> bytes:
+    """What a LAN peer reads from the device's port 8081 (slirp's forward); b"" if nothing."""
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+            return sock.recv(16)
+    except OSError:  # timed out or reset: the forward got no answer from the device
+        return b""
+
+
+def test_firewall_drops_what_it_does_not_allow(booted: Booted) -> None:
+    """A service listening on every address but not in the allow list is out of the LAN's
+    reach; the same listener answers once the firewall lets its port in."""
+    rules = booted.root("nft list table inet pi_im_firewall")
+    assert "policy drop;" in rules
+    booted.root(
+        "systemd-run --unit=pi-im-firewall-probe --collect "
+        f"python3 -c {shlex.quote(PROBE_LISTENER)}"
+    )
+    try:
+        reach = f"python3 -c {shlex.quote(PROBE_FROM_THE_DEVICE)} || true"
+        deadline = time.monotonic() + 60
+        while "open" not in booted.root(reach) and time.monotonic() < deadline:
+            time.sleep(2)
+        assert "open" in booted.root(reach)  # it answers on the device itself
+        assert first_line_through(booted.device.ports["closed"]) == b""
+        booted.root("nft insert rule inet pi_im_firewall input tcp dport 8081 accept")
+        assert first_line_through(booted.device.ports["closed"]) == b"open\n"
+    finally:
+        booted.root("systemctl stop pi-im-firewall-probe; systemctl restart pi-im-firewall")
+    assert booted.root("nft list table inet pi_im_firewall") == rules
 
 
 def test_pi_boot_files_on_the_fat_partition(booted: Booted) -> None:
