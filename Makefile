@@ -11,7 +11,7 @@ help:
 	@echo "make demo       run the appliance in a local container standing in for a Pi"
 	@echo "make demo-down  remove that container"
 	@echo "make test       lint, unit tests, then converge/idempotence/verify with Molecule"
-	@echo "make lint       yamllint, ansible-lint (production profile), ruff"
+	@echo "make lint       yamllint, ansible-lint (production profile), ruff, the docs built strictly"
 	@echo "make bench      load-test the demo (SCENARIO=seed-4000; see bench/README.md)"
 	@echo "make bench-peers / bench-compare   the same against stock ejabberd and Prosody"
 	@echo "make image      build the Pi 4 SD-card image from Debian's archive (root; ~45 min)"
@@ -39,8 +39,10 @@ demo-down: venv engine
 lint: venv collections
 	yamllint --strict .
 	ansible-lint --profile production
-	ruff check molecule pi_im_admin bench tests image
-	ruff format --check molecule pi_im_admin bench tests image
+	ruff check molecule pi_im_admin bench tests image scripts
+	ruff format --check molecule pi_im_admin bench tests image scripts
+	python scripts/options_reference.py --check
+	mkdocs build --strict --quiet
 
 host-packages:
 	@scripts/ensure-host-packages.sh chromium dosfstools mtools fdisk

@@ -23,6 +23,7 @@ def test_no_server_errors(host, address: str, device_tls: ssl.SSLContext) -> Non
     st = shutil.which("st")
     assert st, "schemathesis is missing from the virtualenv"
     report = REPO / "artifacts" / "schemathesis"
+    report.mkdir(parents=True, exist_ok=True)
     result = subprocess.run(
         [
             st,
@@ -51,6 +52,8 @@ def test_no_server_errors(host, address: str, device_tls: ssl.SSLContext) -> Non
         ],
         capture_output=True,
         text=True,
+        # Its crash cache (.schemathesis/, with this run's address) goes beside the reports.
+        cwd=report,
         timeout=900,
         check=False,
     )
