@@ -62,13 +62,10 @@ def load_yaml(path: Path) -> Any:
     return yaml.safe_load(path.read_text(encoding="utf-8"))
 
 
-def role_order(roles_dir: Path) -> tuple[list[str], list[str]]:
-    """Production roles, then development roles and any role not named above."""
+def role_order(roles_dir: Path, known: tuple[str, ...]) -> list[str]:
+    """The roles of one directory: those named in `known` in that order, then any other."""
     found = {path.parent.parent.name for path in roles_dir.glob("*/meta/argument_specs.yml")}
-    production = [role for role in PRODUCTION_ROLES if role in found]
-    known = set(PRODUCTION_ROLES) | set(DEVELOPMENT_ROLES)
-    development = [role for role in DEVELOPMENT_ROLES if role in found]
-    return production, development + sorted(found - known)
+    return [role for role in known if role in found] + sorted(found - set(known))
 
 
 def entry_points(role_dir: Path) -> dict[str, dict[str, Any]]:
@@ -152,7 +149,7 @@ def render_default(value: Any, role: str) -> str:
     text = yaml_text(value)
     if len(text) <= MAX_DEFAULT_CHARS and "\n" not in text:
         return code(text, table=True)
-    where = f"see {code(f'roles/{role}/defaults/main.yml', table=True)}"
+    where = f"see {code(f'{role}/defaults/main.yml', table=True)}"
     return f"computed — {where}" if is_jinja(value) else where
 
 
@@ -222,10 +219,11 @@ def entry_point_section(spec: Mapping[str, Any], defaults: Mapping[str, Any], ro
     return "\n\n".join(blocks)
 
 
-def role_section(roles_dir: Path, role: str) -> str:
-    role_dir = roles_dir / role
+def role_section(root: Path, role: str) -> str:
+    """One role's page section; `role` is its directory relative to the repository."""
+    role_dir = root / role
     defaults = role_defaults(role_dir)
-    sections = [f"## {role}"]
+    sections = [f"## {role_dir.name}"]
     for name, spec in entry_points(role_dir).items():
         if name != "main":
             sections.append(f"### Entry point `{name}`")
@@ -234,17 +232,24 @@ def role_section(roles_dir: Path, role: str) -> str:
 
 
 def render(root: Path = ROOT) -> str:
-    roles_dir = root / "roles"
-    production, development = role_order(roles_dir)
+    production = [f"roles/{role}" for role in role_order(root / "roles", PRODUCTION_ROLES)]
+    development = [
+        f"dev/roles/{role}" for role in role_order(root / "dev/roles", DEVELOPMENT_ROLES)
+    ]
     blocks = [
         "# Options reference",
-        "Generated from `roles/*/meta/argument_specs.yml` by `scripts/options_reference.py`;"
-        " do not edit by hand (run `python scripts/options_reference.py --write`).",
-        *(role_section(roles_dir, role) for role in production),
+        "Generated from `roles/*/meta/argument_specs.yml` and `dev/roles/*/meta/argument_specs.yml`"
+        " by `scripts/options_reference.py`; do not edit by hand"
+        " (run `python scripts/options_reference.py --write`).",
+        *(role_section(root, role) for role in production),
     ]
     if development:
         blocks.append("# Development roles")
-        blocks += [role_section(roles_dir, role) for role in development]
+        blocks.append(
+            "Used by the demo, the tests and the benchmark (`dev/roles/`);"
+            " a device never runs them."
+        )
+        blocks += [role_section(root, role) for role in development]
     return "\n\n".join(blocks) + "\n"
 
 

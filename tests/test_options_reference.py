@@ -13,7 +13,11 @@ import pytest
 import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
-ROLES = sorted(path.parent.parent for path in ROOT.glob("roles/*/meta/argument_specs.yml"))
+ROLES = sorted(
+    path.parent.parent
+    for pattern in ("roles/*/meta/argument_specs.yml", "dev/roles/*/meta/argument_specs.yml")
+    for path in ROOT.glob(pattern)
+)
 REGENERATE = "run `python scripts/options_reference.py --write` and commit the result"
 
 
@@ -63,7 +67,7 @@ def test_every_default_is_documented(role_dir: Path) -> None:
         if not name.startswith("__") and name not in options
     )
     assert not undocumented, (
-        f"roles/{role_dir.name}/defaults/main.yml defines options missing from "
+        f"{role_dir.relative_to(ROOT)}/defaults/main.yml defines options missing from "
         f"meta/argument_specs.yml: {', '.join(undocumented)}"
     )
 
@@ -78,6 +82,6 @@ def test_spec_defaults_match_the_defaults_file(role_dir: Path) -> None:
         if "default" in option and name in defaults and option["default"] != defaults[name]
     )
     assert not different, (
-        f"roles/{role_dir.name}: meta/argument_specs.yml and defaults/main.yml disagree on "
+        f"{role_dir.relative_to(ROOT)}: meta/argument_specs.yml and defaults/main.yml disagree on "
         f"the default of {', '.join(different)}"
     )
