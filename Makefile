@@ -39,8 +39,8 @@ demo-down: venv engine
 lint: venv collections
 	yamllint --strict .
 	ansible-lint --profile production
-	ruff check molecule admin bench tests image scripts
-	ruff format --check molecule admin bench tests image scripts
+	ruff check molecule admin bench tests image scripts roles dev
+	ruff format --check molecule admin bench tests image scripts roles dev
 	python scripts/options_reference.py --check
 	mkdocs build --strict --quiet
 

@@ -1,29 +1,35 @@
 #!/usr/bin/python3
-# {{ ansible_managed }}
 """Per-device secrets of the pi-im appliance.
 
-A secret is created on this device the first time it is asked for and kept, root-only,
-in {{ base_secrets_dir }}. Nothing prints a secret unless `show` is asked for explicitly,
-so callers (Ansible, first boot) can ensure secrets without ever seeing them.
+A secret is created on this device the first time it is asked for and kept, root-only, in the
+directory the base role's settings name (`secrets_dir` in /etc/pi-im/base.json). Nothing prints
+a secret unless `show` is asked for explicitly, so callers (Ansible, first boot) can ensure
+secrets without ever seeing them.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import re
 import secrets
 import sys
 from pathlib import Path
 
-SECRETS_DIR = Path("{{ base_secrets_dir }}")
+# Written by the base role; the environment variable is for tests.
+SETTINGS = Path(os.environ.get("PI_IM_BASE_SETTINGS", "/etc/pi-im/base.json"))
 NAME = re.compile(r"^[a-z0-9][a-z0-9-]{0,63}$")
+
+
+def secrets_dir() -> Path:
+    return Path(json.loads(SETTINGS.read_text())["secrets_dir"])
 
 
 def secret_path(name: str) -> Path:
     if not NAME.match(name):
         raise SystemExit(f"pi-im-secret: invalid name {name!r} (use a-z, 0-9 and '-')")
-    return SECRETS_DIR / name
+    return secrets_dir() / name
 
 
 def ensure(name: str, length: int) -> bool:
@@ -31,7 +37,7 @@ def ensure(name: str, length: int) -> bool:
     path = secret_path(name)
     if path.exists():
         return False
-    SECRETS_DIR.mkdir(mode=0o700, parents=True, exist_ok=True)
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
     # URL-safe so the value can go into configs, URLs and command lines unquoted.
     value = secrets.token_urlsafe(length)
     tmp = path.with_name(f".{name}.tmp")
@@ -50,8 +56,9 @@ def main() -> int:
     for command in ("ensure", "path", "show"):
         cmd = sub.add_parser(command)
         cmd.add_argument("name")
-    sub.choices["ensure"].add_argument("--length", type=int, default=24,
-                                       help="random bytes before encoding (default 24)")
+    sub.choices["ensure"].add_argument(
+        "--length", type=int, default=24, help="random bytes before encoding (default 24)"
+    )
     args = parser.parse_args()
 
     if args.command == "ensure":
