@@ -1,21 +1,23 @@
 #!/usr/bin/python3
-# {{ ansible_managed }}
 """Apply Debian's sysconf.txt from the boot partition, then blank what was applied.
 
 Debian's Raspberry Pi images read `root_pw`, `root_authorized_key` and `hostname` from
-{{ sd_image_boot_mount }}/sysconf.txt at boot; this is the same contract for people who
+sysconf.txt on the boot partition at boot; this is the same contract for people who
 prepare a card without Raspberry Pi Imager. Values are removed once applied so a password
 does not stay on the FAT partition.
 """
 
 from __future__ import annotations
 
+import json
+import os
 import re
 import subprocess
 import sys
 from pathlib import Path
 
-SYSCONF = Path("{{ sd_image_boot_mount }}/sysconf.txt")
+# Written by the sd_image role (where the boot partition is); the variable is for tests.
+SETTINGS = Path(os.environ.get("PI_IM_SD_IMAGE_SETTINGS", "/etc/pi-im/sd-image.json"))
 KEYS = ("root_pw", "root_authorized_key", "hostname")
 HOSTNAME = re.compile(r"^(?!-)[A-Za-z0-9-]{1,63}(?<!-)$")
 
@@ -66,12 +68,13 @@ def blank(text: str, applied: list[str]) -> str:
 
 
 def main() -> int:
-    if not SYSCONF.is_file():
+    sysconf = Path(json.loads(SETTINGS.read_text())["boot_mount"]) / "sysconf.txt"
+    if not sysconf.is_file():
         return 0
-    text = SYSCONF.read_text()
+    text = sysconf.read_text()
     applied = apply(parse(text))
     if applied:
-        SYSCONF.write_text(blank(text, applied))
+        sysconf.write_text(blank(text, applied))
         print("applied from sysconf.txt: " + ", ".join(applied))
     return 0
 
