@@ -1,5 +1,4 @@
 #!/usr/bin/python3
-# {{ ansible_managed }}
 """Per-device provisioning of RabbitMQ: vhost, administrator, no guest.
 
 Runs on the device (from Ansible today, from the first-boot unit when baked into an image).
@@ -20,15 +19,18 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
-VHOST = {{ rabbitmq_vhost | to_json }}
-ADMIN = {{ rabbitmq_admin_user | to_json }}
-SECRET = {{ rabbitmq_secret_admin_password | to_json }}
-MANAGEMENT = "http://{{ '127.0.0.1' if rabbitmq_management_listen_address in ['0.0.0.0', '::'] else rabbitmq_management_listen_address }}:{{ rabbitmq_management_port }}"
+# Written by the rabbitmq role (vhost, administrator, its secret's name, the management API's
+# URL); the environment variable is for tests.
+SETTINGS = Path(os.environ.get("PI_IM_RABBITMQ_SETTINGS", "/etc/pi-im/rabbitmq.json"))
 
 
 def rabbitmqctl(*args: str, stdin: str | None = None) -> str:
     return subprocess.run(
-        ["rabbitmqctl", "--quiet", *args], input=stdin, capture_output=True, text=True, check=True,
+        ["rabbitmqctl", "--quiet", *args],
+        input=stdin,
+        capture_output=True,
+        text=True,
+        check=True,
     ).stdout
 
 
@@ -38,8 +40,9 @@ def listing(*args: str) -> list[dict[str, object]]:
 
 def secret(name: str) -> str:
     subprocess.run(["pi-im-secret", "ensure", name], check=True, capture_output=True)
-    path = subprocess.run(["pi-im-secret", "path", name], check=True,
-                          capture_output=True, text=True).stdout.strip()
+    path = subprocess.run(
+        ["pi-im-secret", "path", name], check=True, capture_output=True, text=True
+    ).stdout.strip()
     return Path(path).read_text().strip()
 
 
@@ -49,9 +52,9 @@ def password_hash(password: str) -> str:
     return base64.b64encode(salt + hashlib.sha256(salt + password.encode()).digest()).decode()
 
 
-def can_log_in(password: str) -> bool:
-    request = urllib.request.Request(f"{MANAGEMENT}/api/whoami")
-    token = base64.b64encode(f"{ADMIN}:{password}".encode()).decode()
+def can_log_in(management: str, admin: str, password: str) -> bool:
+    request = urllib.request.Request(f"{management}/api/whoami")
+    token = base64.b64encode(f"{admin}:{password}".encode()).decode()
     request.add_header("Authorization", f"Basic {token}")
     try:
         with urllib.request.urlopen(request, timeout=10) as response:
@@ -61,28 +64,42 @@ def can_log_in(password: str) -> bool:
 
 
 def main() -> int:
-    password = secret(SECRET)
+    settings = json.loads(SETTINGS.read_text())
+    vhost, admin = settings["vhost"], settings["admin_user"]
+    password = secret(settings["admin_secret"])
     rabbitmqctl("await_startup", "--timeout", "120")
-    subprocess.run(["rabbitmq-plugins", "--quiet", "is_enabled", "rabbitmq_management"],
-                   check=True, capture_output=True)
+    subprocess.run(
+        ["rabbitmq-plugins", "--quiet", "is_enabled", "rabbitmq_management"],
+        check=True,
+        capture_output=True,
+    )
     actions: list[str] = []
 
     users = {str(user["user"]) for user in listing("list_users")}
     vhosts = {str(vhost["name"]) for vhost in listing("list_vhosts")}
-    rights = listing("list_permissions", "--vhost", VHOST) if VHOST in vhosts else []
-    has_rights = any(p["user"] == ADMIN and p["configure"] == p["write"] == p["read"] == ".*"
-                     for p in rights)
-    if ADMIN not in users or VHOST not in vhosts or not has_rights or not can_log_in(password):
+    rights = listing("list_permissions", "--vhost", vhost) if vhost in vhosts else []
+    has_rights = any(
+        p["user"] == admin and p["configure"] == p["write"] == p["read"] == ".*" for p in rights
+    )
+    logs_in = can_log_in(settings["management_url"], admin, password)
+    if admin not in users or vhost not in vhosts or not has_rights or not logs_in:
         definitions = {
-            "users": [{"name": ADMIN, "password_hash": password_hash(password),
-                       "hashing_algorithm": "rabbit_password_hashing_sha256",
-                       "tags": ["administrator"], "limits": {}}],
-            "vhosts": [{"name": VHOST}],
-            "permissions": [{"user": ADMIN, "vhost": VHOST,
-                             "configure": ".*", "write": ".*", "read": ".*"}],
+            "users": [
+                {
+                    "name": admin,
+                    "password_hash": password_hash(password),
+                    "hashing_algorithm": "rabbit_password_hashing_sha256",
+                    "tags": ["administrator"],
+                    "limits": {},
+                }
+            ],
+            "vhosts": [{"name": vhost}],
+            "permissions": [
+                {"user": admin, "vhost": vhost, "configure": ".*", "write": ".*", "read": ".*"}
+            ],
         }
         rabbitmqctl("import_definitions", "--format", "json", stdin=json.dumps(definitions))
-        actions.append(f"imported vhost {VHOST} and administrator {ADMIN}")
+        actions.append(f"imported vhost {vhost} and administrator {admin}")
     if "guest" in users:
         rabbitmqctl("delete_user", "guest")
         actions.append("deleted guest")

@@ -1,0 +1,25 @@
+"""RabbitMQ's provisioning script: the password reaches the broker only as the salted hash
+RabbitMQ's rabbit_password_hashing_sha256 checks (the broker itself is exercised by Molecule)."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import runpy
+from pathlib import Path
+
+SCRIPT = Path(__file__).parents[1] / "roles/rabbitmq/files/pi_im_rabbitmq_provision.py"
+provision = runpy.run_path(str(SCRIPT))
+
+
+def test_the_hash_is_rabbitmqs_salted_sha256() -> None:
+    encoded = provision["password_hash"]("correct horse battery")
+    raw = base64.b64decode(encoded)
+    salt, digest = raw[:4], raw[4:]
+    assert digest == hashlib.sha256(salt + b"correct horse battery").digest()
+    assert "correct horse" not in encoded
+
+
+def test_each_hash_has_its_own_salt() -> None:
+    hashes = {provision["password_hash"]("same password") for _ in range(8)}
+    assert len(hashes) == 8
