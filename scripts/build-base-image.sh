@@ -33,6 +33,7 @@ fi
 log "building $tag from Debian $suite (about a minute)"
 start=$SECONDS
 # The container boots systemd; getty and the udev trigger only slow that down.
+# shellcheck disable=SC2016  # mmdebstrap expands the hooks' "$1" (the root tree), not we.
 mmdebstrap --quiet --variant=minbase --include="$packages" \
   --customize-hook='chroot "$1" systemctl mask getty@tty1.service console-getty.service systemd-udev-trigger.service systemd-firstboot.service >/dev/null 2>&1' \
   --customize-hook='rm -f "$1"/etc/machine-id; touch "$1"/etc/machine-id' \
