@@ -1,5 +1,4 @@
 #!/usr/bin/python3
-# {{ ansible_managed }}
 """Per-device provisioning of ejabberd: the TLS certificate, the admin account and the
 console's account on the admin API.
 
@@ -16,21 +15,35 @@ import argparse
 import base64
 import json
 import os
+import shlex
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-DOMAIN = {{ ejabberd_domain | to_json }}
+
+def settings(path: Path) -> dict[str, str]:
+    """KEY=value lines as a shell reads them (values quoted for the shell)."""
+    pairs = {}
+    for line in path.read_text().splitlines():
+        key, sep, value = line.partition("=")
+        if sep and not key.startswith("#"):
+            pairs[key.strip()] = " ".join(shlex.split(value))
+    return pairs
+
+
+# Written by the ejabberd role, shared with its shell scripts; the variable is for tests.
+SETTINGS = settings(Path(os.environ.get("PI_IM_EJABBERD_SETTINGS", "/etc/pi-im/ejabberd.env")))
+DOMAIN = SETTINGS["DOMAIN"]
 # (account, device secret holding its password)
 ACCOUNTS = [
-    ({{ ejabberd_admin_user | to_json }}, {{ ejabberd_secret_admin_password | to_json }}),
-    ({{ ejabberd_api_user | to_json }}, {{ ejabberd_secret_api_password | to_json }}),
+    (SETTINGS["ADMIN_USER"], SETTINGS["ADMIN_SECRET"]),
+    (SETTINGS["API_USER"], SETTINGS["API_SECRET"]),
 ]
 ERL_CALL = ["/usr/lib/erlang/bin/erl_call", "-sname", "ejabberd@localhost", "-e"]
-DEVICE_CERT = Path({{ __ejabberd_device_certfile | to_json }})
-USER_CERT = {{ ejabberd_tls_certfile | to_json }}
+DEVICE_CERT = Path(SETTINGS["DEVICE_CERT"])
+USER_CERT = SETTINGS["USER_CERT"]
 
 
 def certificate() -> list[str]:
@@ -40,7 +53,9 @@ def certificate() -> list[str]:
     if DEVICE_CERT.exists():
         names = subprocess.run(
             ["openssl", "x509", "-noout", "-ext", "subjectAltName", "-in", str(DEVICE_CERT)],
-            capture_output=True, text=True, check=False,
+            capture_output=True,
+            text=True,
+            check=False,
         ).stdout
         if f"DNS:{DOMAIN}," in names + ",":
             return []
@@ -48,11 +63,28 @@ def certificate() -> list[str]:
     with tempfile.TemporaryDirectory(dir=DEVICE_CERT.parent) as tmp:
         key, crt = Path(tmp, "key.pem"), Path(tmp, "crt.pem")
         subprocess.run(
-            ["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
-             "-nodes", "-days", "3650", "-subj", f"/CN={DOMAIN}",
-             "-addext", f"subjectAltName=DNS:{DOMAIN},DNS:*.{DOMAIN}",
-             "-keyout", str(key), "-out", str(crt)],
-            check=True, capture_output=True,
+            [
+                "openssl",
+                "req",
+                "-x509",
+                "-newkey",
+                "ec",
+                "-pkeyopt",
+                "ec_paramgen_curve:prime256v1",
+                "-nodes",
+                "-days",
+                "3650",
+                "-subj",
+                f"/CN={DOMAIN}",
+                "-addext",
+                f"subjectAltName=DNS:{DOMAIN},DNS:*.{DOMAIN}",
+                "-keyout",
+                str(key),
+                "-out",
+                str(crt),
+            ],
+            check=True,
+            capture_output=True,
         )
         pem = Path(tmp, "device.pem")
         pem.write_bytes(crt.read_bytes() + key.read_bytes())
@@ -66,12 +98,16 @@ def certificate() -> list[str]:
 def erlang(expression: str) -> str:
     """Evaluate on the running node; what it returned, printed. Raises if it is not up."""
     done = subprocess.run(
-        ERL_CALL, input=expression + "\n", capture_output=True, text=True, check=False,
+        ERL_CALL,
+        input=expression + "\n",
+        capture_output=True,
+        text=True,
+        check=False,
         env={**os.environ, "HOME": "/var/lib/ejabberd"},
     )
     if done.returncode != 0 or not done.stdout.startswith("{ok,"):
         raise ConnectionError((done.stdout + done.stderr).strip() or f"erl_call: {done.returncode}")
-    return done.stdout.strip()[len("{ok,"):-1].strip()
+    return done.stdout.strip()[len("{ok,") : -1].strip()
 
 
 def wait_for_node(timeout: float) -> None:
@@ -89,8 +125,9 @@ def wait_for_node(timeout: float) -> None:
 
 def secret(name: str) -> str:
     subprocess.run(["pi-im-secret", "ensure", name], check=True, capture_output=True)
-    path = subprocess.run(["pi-im-secret", "path", name], check=True,
-                          capture_output=True, text=True).stdout.strip()
+    path = subprocess.run(
+        ["pi-im-secret", "path", name], check=True, capture_output=True, text=True
+    ).stdout.strip()
     return Path(path).read_text().strip()
 
 
@@ -109,8 +146,10 @@ def account(user: str, password: str) -> str | None:
         "     true -> unchanged;"
         "     false -> ok = ejabberd_auth:set_password(U, H, P), reset end end."
     )
-    return {"registered": f"registered {user}@{DOMAIN}",
-            "reset": f"reset the password of {user}@{DOMAIN} to the device secret"}.get(done)
+    return {
+        "registered": f"registered {user}@{DOMAIN}",
+        "reset": f"reset the password of {user}@{DOMAIN} to the device secret",
+    }.get(done)
 
 
 def accounts(timeout: float) -> list[str]:
@@ -123,8 +162,9 @@ def accounts(timeout: float) -> list[str]:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("step", choices=["certificate", "admin"])
-    parser.add_argument("--timeout", type=float, default=120.0,
-                        help="seconds to wait for ejabberd (admin step)")
+    parser.add_argument(
+        "--timeout", type=float, default=120.0, help="seconds to wait for ejabberd (admin step)"
+    )
     args = parser.parse_args()
     actions = certificate() if args.step == "certificate" else accounts(args.timeout)
     print(json.dumps({"changed": bool(actions), "actions": actions}))
