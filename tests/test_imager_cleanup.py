@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-SCRIPT = Path(__file__).parents[1] / "roles/sd_image/files/pi-im-imager-cleanup"
+SCRIPT = Path(__file__).parents[1] / "roles/sd_image/files/pi_im_imager_cleanup.py"
 cleanup = runpy.run_path(str(SCRIPT))
 
 
