@@ -13,10 +13,9 @@ from pathlib import Path
 
 import pytest
 
-IMAGE_DIR = Path(__file__).resolve().parents[1] / "image"
-sys.path.insert(0, str(IMAGE_DIR))
+import imager_repo
 
-import imager_repo  # noqa: E402
+IMAGE_DIR = Path(__file__).resolve().parents[1] / "image"
 
 
 @pytest.fixture

@@ -11,7 +11,6 @@ import re
 import secrets
 import socket
 import subprocess
-import sys
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,13 +18,13 @@ from pathlib import Path
 import httpx
 import pytest
 
+import hostsetup
+from imager import Customisation
+from qemu_device import BootPartition, Device, Ssh, copy_card, keygen, wait_for
+
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parents[2]
-sys.path[:0] = [str(HERE), str(HERE.parent)]
 
-import hostsetup  # noqa: E402
-from imager import Customisation  # noqa: E402
-from qemu_device import BootPartition, Device, Ssh, copy_card, keygen, wait_for  # noqa: E402
 
 CARD_BYTES = 4 << 30
 BOOT_TIMEOUT = 20 * 60

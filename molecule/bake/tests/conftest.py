@@ -3,14 +3,12 @@ shared with the default scenario."""
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import pytest
 import testinfra
 
 SCENARIO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(SCENARIO.parent / "default" / "tests"))
 
 DEVICES = ["pi-im-baked-1", "pi-im-baked-2"]
 DOMAIN = "pi-im.bake"
