@@ -11,81 +11,110 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS operators (
-    id INTEGER PRIMARY KEY,
-    username TEXT UNIQUE NOT NULL,
-    password_hash TEXT NOT NULL,
-    role TEXT NOT NULL,
-    created_at REAL NOT NULL
-);
-CREATE TABLE IF NOT EXISTS sessions (
-    id_hash TEXT PRIMARY KEY,
-    operator_id INTEGER NOT NULL REFERENCES operators(id) ON DELETE CASCADE,
-    csrf TEXT NOT NULL,
-    expires_at REAL NOT NULL,
-    flash TEXT
-);
-CREATE TABLE IF NOT EXISTS api_tokens (
-    id INTEGER PRIMARY KEY,
-    name TEXT NOT NULL,
-    token_hash TEXT UNIQUE NOT NULL,
-    role TEXT NOT NULL,
-    created_by TEXT NOT NULL,
-    created_at REAL NOT NULL,
-    last_used_at REAL,
-    operator_id INTEGER REFERENCES operators(id) ON DELETE CASCADE,
-    expires_at REAL NOT NULL DEFAULT 0
-);
-CREATE TABLE IF NOT EXISTS invites (
-    id INTEGER PRIMARY KEY,
-    token_hash TEXT UNIQUE NOT NULL,
-    created_by TEXT NOT NULL,
-    created_at REAL NOT NULL,
-    expires_at REAL NOT NULL,
-    group_name TEXT,
-    max_uses INTEGER NOT NULL,
-    uses INTEGER NOT NULL DEFAULT 0,
-    revoked INTEGER NOT NULL DEFAULT 0
-);
-CREATE TABLE IF NOT EXISTS bans (
-    username TEXT PRIMARY KEY,
-    reason TEXT NOT NULL,
-    banned_by TEXT NOT NULL,
-    banned_at REAL NOT NULL
-);
-CREATE TABLE IF NOT EXISTS audit (
-    id INTEGER PRIMARY KEY,
-    at REAL NOT NULL,
-    actor TEXT NOT NULL,
-    action TEXT NOT NULL,
-    target TEXT NOT NULL,
-    detail TEXT NOT NULL DEFAULT ''
-);
-CREATE TABLE IF NOT EXISTS samples (
-    at REAL PRIMARY KEY,
-    online INTEGER NOT NULL,
-    registered INTEGER NOT NULL
-);
-"""
-
-# Columns added since the first release, for databases made before them (SQLite has no
-# ADD COLUMN IF NOT EXISTS). Tokens made before they were tied to an operator and an expiry
-# have neither and are never accepted again; they are removed.
-MIGRATIONS = (
-    ("sessions", "flash", "ALTER TABLE sessions ADD COLUMN flash TEXT"),
-    (
-        "api_tokens",
-        "operator_id",
-        "ALTER TABLE api_tokens ADD COLUMN operator_id INTEGER "
-        "REFERENCES operators(id) ON DELETE CASCADE",
-    ),
-    (
-        "api_tokens",
-        "expires_at",
-        "ALTER TABLE api_tokens ADD COLUMN expires_at REAL NOT NULL DEFAULT 0",
-    ),
+# The schema as a list of steps; PRAGMA user_version says how many a database has had. A
+# change to the schema is a new step at the end, never an edit of one that has shipped.
+MIGRATIONS: tuple[str, ...] = (
+    # 1: the first release.
+    """
+    CREATE TABLE operators (
+        id INTEGER PRIMARY KEY,
+        username TEXT UNIQUE NOT NULL,
+        password_hash TEXT NOT NULL,
+        role TEXT NOT NULL,
+        created_at REAL NOT NULL
+    );
+    CREATE TABLE sessions (
+        id_hash TEXT PRIMARY KEY,
+        operator_id INTEGER NOT NULL REFERENCES operators(id) ON DELETE CASCADE,
+        csrf TEXT NOT NULL,
+        expires_at REAL NOT NULL
+    );
+    CREATE TABLE api_tokens (
+        id INTEGER PRIMARY KEY,
+        name TEXT NOT NULL,
+        token_hash TEXT UNIQUE NOT NULL,
+        role TEXT NOT NULL,
+        created_by TEXT NOT NULL,
+        created_at REAL NOT NULL,
+        last_used_at REAL
+    );
+    CREATE TABLE invites (
+        id INTEGER PRIMARY KEY,
+        token_hash TEXT UNIQUE NOT NULL,
+        created_by TEXT NOT NULL,
+        created_at REAL NOT NULL,
+        expires_at REAL NOT NULL,
+        group_name TEXT,
+        max_uses INTEGER NOT NULL,
+        uses INTEGER NOT NULL DEFAULT 0,
+        revoked INTEGER NOT NULL DEFAULT 0
+    );
+    CREATE TABLE bans (
+        username TEXT PRIMARY KEY,
+        reason TEXT NOT NULL,
+        banned_by TEXT NOT NULL,
+        banned_at REAL NOT NULL
+    );
+    CREATE TABLE audit (
+        id INTEGER PRIMARY KEY,
+        at REAL NOT NULL,
+        actor TEXT NOT NULL,
+        action TEXT NOT NULL,
+        target TEXT NOT NULL,
+        detail TEXT NOT NULL DEFAULT ''
+    );
+    CREATE TABLE samples (
+        at REAL PRIMARY KEY,
+        online INTEGER NOT NULL,
+        registered INTEGER NOT NULL
+    );
+    """,
+    # 2: messages for the next page kept in the session, not in the URL.
+    "ALTER TABLE sessions ADD COLUMN flash TEXT;",
+    # 3: a token acts for the operator who made it and expires. Tokens made before have
+    # neither and are never accepted again: they go.
+    """
+    ALTER TABLE api_tokens ADD COLUMN operator_id INTEGER
+        REFERENCES operators(id) ON DELETE CASCADE;
+    ALTER TABLE api_tokens ADD COLUMN expires_at REAL NOT NULL DEFAULT 0;
+    DELETE FROM api_tokens WHERE operator_id IS NULL;
+    """,
 )
+
+
+def _columns(conn: sqlite3.Connection, table: str) -> set[str]:
+    return {row[1] for row in conn.execute(f"PRAGMA table_info({table})")}
+
+
+def _unversioned(conn: sqlite3.Connection) -> int:
+    """How many steps a database made before versioning (user_version 0) has had: read from
+    the columns those steps added. 0 for an empty database."""
+    if not _columns(conn, "operators"):
+        return 0
+    if "operator_id" in _columns(conn, "api_tokens"):
+        return 3
+    return 2 if "flash" in _columns(conn, "sessions") else 1
+
+
+def migrate(conn: sqlite3.Connection) -> int:
+    """Bring the database to the last step, each step in its own transaction; its version."""
+    version = conn.execute("PRAGMA user_version").fetchone()[0] or _unversioned(conn)
+    if version > len(MIGRATIONS):
+        raise RuntimeError(
+            f"the database is at schema {version}, newer than this service's "
+            f"{len(MIGRATIONS)}: refusing to run an older console on it"
+        )
+    for number, script in enumerate(MIGRATIONS[version:], start=version + 1):
+        try:
+            conn.executescript(
+                f"BEGIN IMMEDIATE; {script}; PRAGMA user_version = {number}; COMMIT;"
+            )
+        except sqlite3.Error:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            raise
+    conn.execute(f"PRAGMA user_version = {len(MIGRATIONS)}")
+    return len(MIGRATIONS)
 
 
 class Database:
@@ -99,12 +128,7 @@ class Database:
         with self._lock:
             self._conn.execute("PRAGMA journal_mode=WAL")
             self._conn.execute("PRAGMA foreign_keys=ON")
-            self._conn.executescript(SCHEMA)
-            for table, column, statement in MIGRATIONS:
-                columns = {r["name"] for r in self._conn.execute(f"PRAGMA table_info({table})")}
-                if column not in columns:
-                    self._conn.execute(statement)
-            self._conn.execute("DELETE FROM api_tokens WHERE operator_id IS NULL")
+            migrate(self._conn)
 
     @contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:
