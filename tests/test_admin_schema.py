@@ -92,6 +92,7 @@ def test_a_database_of_the_release_before_versioning_is_upgraded_as_it_is(
 def test_a_first_release_database_loses_only_its_unowned_tokens(
     tmp_path: Path, fresh: Path
 ) -> None:
+    """Finding 5: a token from before tokens had a maker is never accepted again."""
     path = tmp_path / "old.db"
     with sqlite3.connect(path) as conn:
         conn.executescript(MIGRATIONS[0])

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import logging
 import re
-import sqlite3
 import time
 from collections.abc import Iterator
 from html import unescape
@@ -185,19 +184,6 @@ def test_a_token_expires_and_cannot_make_one_that_outlives_it(app) -> None:
     # Let the day pass: the token is refused.
     app.state.context.db.run("UPDATE api_tokens SET expires_at = ?", time.time() - 1)
     assert short.get("/api/v1/tokens").status_code == 401
-
-
-def test_tokens_made_before_they_had_a_maker_are_dropped(settings: Settings) -> None:
-    old = sqlite3.connect(settings.database)
-    old.executescript(
-        "CREATE TABLE api_tokens (id INTEGER PRIMARY KEY, name TEXT NOT NULL, token_hash TEXT "
-        "UNIQUE NOT NULL, role TEXT NOT NULL, created_by TEXT NOT NULL, created_at REAL NOT "
-        "NULL, last_used_at REAL);"
-        "INSERT INTO api_tokens VALUES (1, 'old', 'abc', 'owner', 'owner', 0, NULL);"
-    )
-    old.close()
-    app = create_app(settings)
-    assert app.state.context.db.all("SELECT * FROM api_tokens") == []
 
 
 # Findings 2 and 12: no secret and no message in a URL; only the device's names.
