@@ -11,6 +11,7 @@ from ..errors import Problem
 from ..permissions import Permission as P
 from ..security import Principal
 from ..services import dashboard, groups, invites, operators, users
+from ..web import invite_url
 
 _errors: dict[int | str, dict[str, object]] = {
     code: {"model": models.Error} for code in (400, 401, 403, 404, 409, 422, 503)
@@ -302,8 +303,3 @@ async def health(ctx: Context = Depends(context)):
     except Problem:
         return {"status": "degraded", "ejabberd": False}
     return {"status": "ok", "ejabberd": True}
-
-
-def invite_url(request: Request, ctx: Context, token: str) -> str:
-    base = ctx.settings.public_url.rstrip("/") or str(request.base_url).rstrip("/")
-    return f"{base}/invite/{token}"

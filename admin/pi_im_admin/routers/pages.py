@@ -18,31 +18,13 @@ from ..auth import (
 )
 from ..context import Context
 from ..errors import Problem
-from ..permissions import GRANTS, Role
 from ..permissions import Permission as P
-from ..security import Principal, new_token, verify_password
+from ..permissions import Role
+from ..security import Principal, new_token
 from ..services import dashboard, groups, invites, operators, users
-from .api import invite_url
+from ..web import client_address, flash, invite_url, render
 
 router = APIRouter(include_in_schema=False)
-
-
-def render(
-    request: Request, template: str, who: Principal | None, status: int = 200, **values: Any
-) -> HTMLResponse:
-    """A page; a signed-in operator's pending notice or error comes with it, once."""
-    grants = GRANTS[who.role] if who else frozenset()
-    flash = (
-        request.app.state.context.sessions.take_flash(request.cookies.get(SESSION_COOKIE))
-        if who
-        else {}
-    )
-    return request.app.state.templates.TemplateResponse(
-        request,
-        template,
-        {"who": who, "can": {p.value: p in grants for p in P}, **flash, **values},
-        status_code=status,
-    )
 
 
 async def _outcome(action: Callable[[], Awaitable[object] | object]) -> object:
@@ -50,11 +32,6 @@ async def _outcome(action: Callable[[], Awaitable[object] | object]) -> object:
     if isinstance(result, Awaitable):
         result = await result
     return result
-
-
-def _flash(request: Request, kind: str, text: str) -> None:
-    """Keep a message for the next page this operator sees (never in the URL)."""
-    request.app.state.context.sessions.flash(request.cookies.get(SESSION_COOKIE), kind, text)
 
 
 async def act(
@@ -67,9 +44,9 @@ async def act(
     try:
         result = await _outcome(action)
     except Problem as problem:
-        _flash(request, "error", problem.message)
+        flash(request, "error", problem.message)
     else:
-        _flash(request, "notice", notice(result) if callable(notice) else notice)
+        flash(request, "notice", notice(result) if callable(notice) else notice)
     return RedirectResponse(back, 303)
 
 
@@ -84,16 +61,12 @@ async def reveal(
     try:
         result = await _outcome(action)
     except Problem as problem:
-        _flash(request, "error", problem.message)
+        flash(request, "error", problem.message)
         return RedirectResponse(back, 303)
     return await show(result)
 
 
 # Signing in and out
-
-
-def _client(request: Request) -> str:
-    return request.client.host if request.client else "?"
 
 
 def signin_page(request: Request, status: int = 200, error: str = "") -> HTMLResponse:
@@ -127,18 +100,21 @@ async def signin(
     if not csrf or csrf != request.cookies.get(SIGNIN_CSRF_COOKIE):
         return signin_page(request, 400, "The sign-in form expired; try again.")
     name = username.strip().lower()
-    keys = {"address": _client(request), "name_at_address": f"{_client(request)} {name[:64]}"}
+    keys = {
+        "address": client_address(request),
+        "name_at_address": f"{client_address(request)} {name[:64]}",
+    }
     if ctx.signins.blocked(**keys):
         return signin_page(
             request, 429, "Too many failed sign-ins from here. Wait 15 minutes and try again."
         )
-    row = ctx.db.one("SELECT id, password_hash FROM operators WHERE username = ?", name)
-    if not verify_password(row["password_hash"] if row else None, password) or row is None:
+    operator_id = operators.authenticate(ctx, name, password)
+    if operator_id is None:
         ctx.signins.failed(**keys)
-        ctx.db.audit(name[:64] or "?", "signin.failed", _client(request))
+        ctx.db.audit(name[:64] or "?", "signin.failed", client_address(request))
         return signin_page(request, 401, "Wrong user name or password.")
-    session = ctx.sessions.start(row["id"])
-    ctx.db.audit(name, "signin", _client(request))
+    session = ctx.sessions.start(operator_id)
+    ctx.db.audit(name, "signin", client_address(request))
     response = RedirectResponse("/", 303)
     response.set_cookie(
         SESSION_COOKIE,
@@ -235,7 +211,7 @@ async def user_page(
     try:
         user = await users.detail(ctx, name)
     except Problem as problem:
-        _flash(request, "error", problem.message)
+        flash(request, "error", problem.message)
         return RedirectResponse("/users", 303)
     return render(request, "user.html", who, user=user)
 

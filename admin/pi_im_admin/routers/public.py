@@ -12,7 +12,7 @@ from ..context import Context
 from ..errors import Problem
 from ..security import digest
 from ..services import invites
-from .pages import render
+from ..web import render
 
 router = APIRouter(include_in_schema=False)
 TOO_MANY = "Too many failed attempts. Wait 15 minutes and try again."

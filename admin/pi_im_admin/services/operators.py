@@ -8,7 +8,7 @@ from .. import validation
 from ..context import Context
 from ..errors import Conflict, Forbidden, NotFound, Problem
 from ..permissions import RANK, Role, may_assign
-from ..security import Principal, digest, hash_password, new_token
+from ..security import Principal, digest, hash_password, new_token, verify_password
 
 
 def _role(raw: str) -> Role:
@@ -79,6 +79,15 @@ def delete(ctx: Context, actor: Principal, operator_id: int) -> None:
         raise Forbidden("The last owner cannot be deleted.")
     ctx.db.run("DELETE FROM operators WHERE id = ?", operator_id)
     ctx.db.audit(actor.name, "operator.delete", str(target["username"]))
+
+
+def authenticate(ctx: Context, name: str, password: str) -> int | None:
+    """The operator's id when the password is theirs. An unknown name costs a hash check all
+    the same, so timing does not tell which names exist."""
+    row = ctx.db.one("SELECT id, password_hash FROM operators WHERE username = ?", name)
+    if not verify_password(row["password_hash"] if row else None, password) or row is None:
+        return None
+    return int(row["id"])
 
 
 def ensure_owner(ctx: Context, name: str, password: str) -> bool:
