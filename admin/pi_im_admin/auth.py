@@ -50,12 +50,19 @@ def page_principal(request: Request, ctx: Context = Depends(context)) -> Princip
     return principal
 
 
+def required_permission(dependency: Callable[..., object]) -> Permission | None:
+    """The permission a dependency made by api(), page() or form_action() checks."""
+    return getattr(dependency, "permission", None)
+
+
 def _checker(source: Callable[..., Principal], permission: Permission) -> Callable[..., Principal]:
     def check(principal: Principal = Depends(source)) -> Principal:
         if not allows(principal.role, permission):
             raise Forbidden(f"The {principal.role} role may not do this ({permission}).")
         return principal
 
+    # Read back by required_permission: the tests check every route against the role matrix.
+    check.permission = permission  # type: ignore[attr-defined]
     return check
 
 
@@ -77,4 +84,5 @@ def form_action(permission: Permission) -> Callable[..., Awaitable[Principal]]:
             raise Forbidden("The form was stale or not sent by this console; reload the page.")
         return principal
 
+    check.permission = permission  # type: ignore[attr-defined]
     return check
