@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import secrets
 from collections.abc import Awaitable, Callable
+from typing import Annotated
 
 from fastapi import Depends, Form, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
@@ -28,6 +29,10 @@ class SignInRequired(Exception):
 
 def context(request: Request) -> Context:
     return request.app.state.context
+
+
+# The service's shared state, as a route asks for it.
+ContextDep = Annotated[Context, Depends(context)]
 
 
 _bearer = HTTPBearer(auto_error=False, description="An API token created on the Tokens page.")

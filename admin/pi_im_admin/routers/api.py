@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+from typing import Annotated
+
 from fastapi import APIRouter, Depends, Query, Request, Response, status
 
 from .. import models
-from ..auth import api, context
-from ..context import Context
+from ..auth import ContextDep, api
 from ..errors import Problem
 from ..permissions import Permission as P
 from ..security import Principal
@@ -22,10 +23,10 @@ NO_CONTENT = Response(status_code=status.HTTP_204_NO_CONTENT)
 
 @router.get("/users", response_model=models.UserPage, tags=["users"])
 async def list_users(
-    q: str = Query("", max_length=1023),
-    page: int = Query(1, ge=1, le=100000),
-    _: Principal = Depends(api(P.VIEW)),
-    ctx: Context = Depends(context),
+    _: Annotated[Principal, Depends(api(P.VIEW))],
+    ctx: ContextDep,
+    q: Annotated[str, Query(max_length=1023)] = "",
+    page: Annotated[int, Query(ge=1, le=100000)] = 1,
 ):
     listing = await users.listing(ctx, q, page)
     return listing.__dict__ | {"users": [u.__dict__ for u in listing.users]}
@@ -34,20 +35,26 @@ async def list_users(
 @router.post("/users", response_model=models.Created, status_code=201, tags=["users"])
 async def create_user(
     body: models.NewUser,
-    who: Principal = Depends(api(P.MANAGE_USERS)),
-    ctx: Context = Depends(context),
+    who: Annotated[Principal, Depends(api(P.MANAGE_USERS))],
+    ctx: ContextDep,
 ):
     return {"name": await users.create(ctx, who, body.username, body.password, body.group)}
 
 
 @router.get("/users/{name}", response_model=models.UserDetail, tags=["users"])
-async def get_user(name: str, _: Principal = Depends(api(P.VIEW)), ctx: Context = Depends(context)):
+async def get_user(
+    name: str,
+    _: Annotated[Principal, Depends(api(P.VIEW))],
+    ctx: ContextDep,
+):
     return await users.detail(ctx, name)
 
 
 @router.delete("/users/{name}", status_code=204, response_class=Response, tags=["users"])
 async def delete_user(
-    name: str, who: Principal = Depends(api(P.MANAGE_USERS)), ctx: Context = Depends(context)
+    name: str,
+    who: Annotated[Principal, Depends(api(P.MANAGE_USERS))],
+    ctx: ContextDep,
 ):
     await users.delete(ctx, who, name)
     return NO_CONTENT
@@ -57,8 +64,8 @@ async def delete_user(
 async def reset_password(
     name: str,
     body: models.Password,
-    who: Principal = Depends(api(P.MANAGE_USERS)),
-    ctx: Context = Depends(context),
+    who: Annotated[Principal, Depends(api(P.MANAGE_USERS))],
+    ctx: ContextDep,
 ):
     await users.reset_password(ctx, who, name, body.password)
     return NO_CONTENT
@@ -66,7 +73,9 @@ async def reset_password(
 
 @router.post("/users/{name}/kick", response_model=models.Kicked, tags=["users"])
 async def kick_user(
-    name: str, who: Principal = Depends(api(P.MANAGE_USERS)), ctx: Context = Depends(context)
+    name: str,
+    who: Annotated[Principal, Depends(api(P.MANAGE_USERS))],
+    ctx: ContextDep,
 ):
     return {"sessions": await users.kick(ctx, who, name)}
 
@@ -75,30 +84,35 @@ async def kick_user(
 async def ban_user(
     name: str,
     body: models.Ban,
-    who: Principal = Depends(api(P.MANAGE_USERS)),
-    ctx: Context = Depends(context),
+    who: Annotated[Principal, Depends(api(P.MANAGE_USERS))],
+    ctx: ContextDep,
 ):
     await users.ban(ctx, who, name, body.reason)
     return NO_CONTENT
 
 
 @router.get("/groups", response_model=list[models.Group], tags=["groups"])
-async def list_groups(_: Principal = Depends(api(P.VIEW)), ctx: Context = Depends(context)):
+async def list_groups(
+    _: Annotated[Principal, Depends(api(P.VIEW))],
+    ctx: ContextDep,
+):
     return await groups.group_listing(ctx)
 
 
 @router.post("/groups", response_model=models.Created, status_code=201, tags=["groups"])
 async def create_group(
     body: models.NewGroup,
-    who: Principal = Depends(api(P.MANAGE_GROUPS)),
-    ctx: Context = Depends(context),
+    who: Annotated[Principal, Depends(api(P.MANAGE_GROUPS))],
+    ctx: ContextDep,
 ):
     return {"name": await groups.create_group(ctx, who, body.name, body.label, body.description)}
 
 
 @router.delete("/groups/{name}", status_code=204, response_class=Response, tags=["groups"])
 async def delete_group(
-    name: str, who: Principal = Depends(api(P.MANAGE_GROUPS)), ctx: Context = Depends(context)
+    name: str,
+    who: Annotated[Principal, Depends(api(P.MANAGE_GROUPS))],
+    ctx: ContextDep,
 ):
     await groups.delete_group(ctx, who, name)
     return NO_CONTENT
@@ -110,8 +124,8 @@ async def delete_group(
 async def add_group_member(
     name: str,
     user: str,
-    who: Principal = Depends(api(P.MANAGE_GROUPS)),
-    ctx: Context = Depends(context),
+    who: Annotated[Principal, Depends(api(P.MANAGE_GROUPS))],
+    ctx: ContextDep,
 ):
     await groups.set_group_member(ctx, who, name, user, member=True)
     return NO_CONTENT
@@ -123,30 +137,35 @@ async def add_group_member(
 async def remove_group_member(
     name: str,
     user: str,
-    who: Principal = Depends(api(P.MANAGE_GROUPS)),
-    ctx: Context = Depends(context),
+    who: Annotated[Principal, Depends(api(P.MANAGE_GROUPS))],
+    ctx: ContextDep,
 ):
     await groups.set_group_member(ctx, who, name, user, member=False)
     return NO_CONTENT
 
 
 @router.get("/rooms", response_model=list[models.Room], tags=["group chats"])
-async def list_rooms(_: Principal = Depends(api(P.VIEW)), ctx: Context = Depends(context)):
+async def list_rooms(
+    _: Annotated[Principal, Depends(api(P.VIEW))],
+    ctx: ContextDep,
+):
     return await groups.room_listing(ctx)
 
 
 @router.post("/rooms", response_model=models.Created, status_code=201, tags=["group chats"])
 async def create_room(
     body: models.NewRoom,
-    who: Principal = Depends(api(P.MANAGE_GROUPS)),
-    ctx: Context = Depends(context),
+    who: Annotated[Principal, Depends(api(P.MANAGE_GROUPS))],
+    ctx: ContextDep,
 ):
     return {"name": await groups.create_room(ctx, who, body.name, body.title)}
 
 
 @router.delete("/rooms/{name}", status_code=204, response_class=Response, tags=["group chats"])
 async def delete_room(
-    name: str, who: Principal = Depends(api(P.MANAGE_GROUPS)), ctx: Context = Depends(context)
+    name: str,
+    who: Annotated[Principal, Depends(api(P.MANAGE_GROUPS))],
+    ctx: ContextDep,
 ):
     await groups.delete_room(ctx, who, name)
     return NO_CONTENT
@@ -158,8 +177,8 @@ async def delete_room(
 async def add_room_member(
     name: str,
     user: str,
-    who: Principal = Depends(api(P.MANAGE_GROUPS)),
-    ctx: Context = Depends(context),
+    who: Annotated[Principal, Depends(api(P.MANAGE_GROUPS))],
+    ctx: ContextDep,
 ):
     await groups.set_room_member(ctx, who, name, user, member=True)
     return NO_CONTENT
@@ -171,15 +190,18 @@ async def add_room_member(
 async def remove_room_member(
     name: str,
     user: str,
-    who: Principal = Depends(api(P.MANAGE_GROUPS)),
-    ctx: Context = Depends(context),
+    who: Annotated[Principal, Depends(api(P.MANAGE_GROUPS))],
+    ctx: ContextDep,
 ):
     await groups.set_room_member(ctx, who, name, user, member=False)
     return NO_CONTENT
 
 
 @router.get("/invites", response_model=list[models.Invite], tags=["invitations"])
-async def list_invites(_: Principal = Depends(api(P.VIEW)), ctx: Context = Depends(context)):
+async def list_invites(
+    _: Annotated[Principal, Depends(api(P.VIEW))],
+    ctx: ContextDep,
+):
     return invites.listing(ctx)
 
 
@@ -187,8 +209,8 @@ async def list_invites(_: Principal = Depends(api(P.VIEW)), ctx: Context = Depen
 async def create_invite(
     body: models.NewInvite,
     request: Request,
-    who: Principal = Depends(api(P.MANAGE_INVITES)),
-    ctx: Context = Depends(context),
+    who: Annotated[Principal, Depends(api(P.MANAGE_INVITES))],
+    ctx: ContextDep,
 ):
     invite_id, token = await invites.create(ctx, who, body.hours, body.group, body.max_uses)
     return {"id": invite_id, "token": token, "url": invite_url(request, ctx, token)}
@@ -198,7 +220,9 @@ async def create_invite(
     "/invites/{invite_id}", status_code=204, response_class=Response, tags=["invitations"]
 )
 async def revoke_invite(
-    invite_id: int, who: Principal = Depends(api(P.MANAGE_INVITES)), ctx: Context = Depends(context)
+    invite_id: int,
+    who: Annotated[Principal, Depends(api(P.MANAGE_INVITES))],
+    ctx: ContextDep,
 ):
     invites.revoke(ctx, who, invite_id)
     return NO_CONTENT
@@ -207,31 +231,35 @@ async def revoke_invite(
 @router.post("/broadcast", status_code=204, response_class=Response, tags=["broadcast"])
 async def broadcast(
     body: models.Broadcast,
-    who: Principal = Depends(api(P.BROADCAST)),
-    ctx: Context = Depends(context),
+    who: Annotated[Principal, Depends(api(P.BROADCAST))],
+    ctx: ContextDep,
 ):
     await dashboard.broadcast(ctx, who, body.audience, body.subject, body.body)
     return NO_CONTENT
 
 
 @router.get("/dashboard", response_model=models.Dashboard, tags=["dashboard"])
-async def get_dashboard(_: Principal = Depends(api(P.VIEW)), ctx: Context = Depends(context)):
+async def get_dashboard(
+    _: Annotated[Principal, Depends(api(P.VIEW))],
+    ctx: ContextDep,
+):
     return await dashboard.overview(ctx)
 
 
 @router.get("/audit", response_model=list[models.AuditEntry], tags=["audit"])
 async def get_audit(
-    limit: int = Query(200, ge=1, le=1000),
-    offset: int = Query(0, ge=0),
-    _: Principal = Depends(api(P.VIEW_AUDIT)),
-    ctx: Context = Depends(context),
+    _: Annotated[Principal, Depends(api(P.VIEW_AUDIT))],
+    ctx: ContextDep,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 200,
+    offset: Annotated[int, Query(ge=0)] = 0,
 ):
     return dashboard.audit_log(ctx, limit, offset)
 
 
 @router.get("/operators", response_model=list[models.Operator], tags=["operators"])
 async def list_operators(
-    _: Principal = Depends(api(P.MANAGE_OPERATORS)), ctx: Context = Depends(context)
+    _: Annotated[Principal, Depends(api(P.MANAGE_OPERATORS))],
+    ctx: ContextDep,
 ):
     return operators.listing(ctx)
 
@@ -239,8 +267,8 @@ async def list_operators(
 @router.post("/operators", response_model=models.Operator, status_code=201, tags=["operators"])
 async def create_operator(
     body: models.NewOperator,
-    who: Principal = Depends(api(P.MANAGE_OPERATORS)),
-    ctx: Context = Depends(context),
+    who: Annotated[Principal, Depends(api(P.MANAGE_OPERATORS))],
+    ctx: ContextDep,
 ):
     new_id = operators.create(ctx, who, body.username, body.password, body.role)
     return next(o for o in operators.listing(ctx) if o["id"] == new_id)
@@ -252,8 +280,8 @@ async def create_operator(
 async def change_operator_role(
     operator_id: int,
     body: models.RoleChange,
-    who: Principal = Depends(api(P.MANAGE_OPERATORS)),
-    ctx: Context = Depends(context),
+    who: Annotated[Principal, Depends(api(P.MANAGE_OPERATORS))],
+    ctx: ContextDep,
 ):
     operators.set_role(ctx, who, operator_id, body.role)
     return NO_CONTENT
@@ -264,8 +292,8 @@ async def change_operator_role(
 )
 async def delete_operator(
     operator_id: int,
-    who: Principal = Depends(api(P.MANAGE_OPERATORS)),
-    ctx: Context = Depends(context),
+    who: Annotated[Principal, Depends(api(P.MANAGE_OPERATORS))],
+    ctx: ContextDep,
 ):
     operators.delete(ctx, who, operator_id)
     return NO_CONTENT
@@ -273,7 +301,8 @@ async def delete_operator(
 
 @router.get("/tokens", response_model=list[models.Token], tags=["tokens"])
 async def list_tokens(
-    _: Principal = Depends(api(P.MANAGE_TOKENS)), ctx: Context = Depends(context)
+    _: Annotated[Principal, Depends(api(P.MANAGE_TOKENS))],
+    ctx: ContextDep,
 ):
     return operators.token_listing(ctx)
 
@@ -281,8 +310,8 @@ async def list_tokens(
 @router.post("/tokens", response_model=models.CreatedToken, status_code=201, tags=["tokens"])
 async def create_token(
     body: models.NewToken,
-    who: Principal = Depends(api(P.MANAGE_TOKENS)),
-    ctx: Context = Depends(context),
+    who: Annotated[Principal, Depends(api(P.MANAGE_TOKENS))],
+    ctx: ContextDep,
 ):
     token_id, token = operators.create_token(ctx, who, body.name, body.role, body.days)
     return {"id": token_id, "token": token}
@@ -290,14 +319,18 @@ async def create_token(
 
 @router.delete("/tokens/{token_id}", status_code=204, response_class=Response, tags=["tokens"])
 async def revoke_token(
-    token_id: int, who: Principal = Depends(api(P.MANAGE_TOKENS)), ctx: Context = Depends(context)
+    token_id: int,
+    who: Annotated[Principal, Depends(api(P.MANAGE_TOKENS))],
+    ctx: ContextDep,
 ):
     operators.revoke_token(ctx, who, token_id)
     return NO_CONTENT
 
 
 @router.get("/health", response_model=models.Health, tags=["health"])
-async def health(ctx: Context = Depends(context)):
+async def health(
+    ctx: ContextDep,
+):
     try:
         await ctx.ejabberd.call("status")
     except Problem:

@@ -4,7 +4,7 @@ in the session (never in the URL). A new secret is shown once, in the response t
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
@@ -12,7 +12,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from ..auth import (
     SESSION_COOKIE,
     SIGNIN_CSRF_COOKIE,
-    context,
+    ContextDep,
     form_action,
     page,
 )
@@ -92,10 +92,10 @@ async def signin_form(request: Request) -> HTMLResponse:
 @router.post("/signin")
 async def signin(
     request: Request,
-    username: str = Form("", max_length=1024),
-    password: str = Form("", max_length=1024),
-    csrf: str = Form("", max_length=200),
-    ctx: Context = Depends(context),
+    ctx: ContextDep,
+    username: Annotated[str, Form(max_length=1024)] = "",
+    password: Annotated[str, Form(max_length=1024)] = "",
+    csrf: Annotated[str, Form(max_length=200)] = "",
 ) -> Response:
     if not csrf or csrf != request.cookies.get(SIGNIN_CSRF_COOKIE):
         return signin_page(request, 400, "The sign-in form expired; try again.")
@@ -130,7 +130,9 @@ async def signin(
 
 @router.post("/signout")
 async def signout(
-    request: Request, _: Principal = Depends(form_action(P.VIEW)), ctx: Context = Depends(context)
+    request: Request,
+    _: Annotated[Principal, Depends(form_action(P.VIEW))],
+    ctx: ContextDep,
 ) -> Response:
     ctx.sessions.end(request.cookies.get(SESSION_COOKIE))
     response = RedirectResponse("/signin", 303)
@@ -143,7 +145,9 @@ async def signout(
 
 @router.get("/")
 async def home(
-    request: Request, who: Principal = Depends(page(P.VIEW)), ctx: Context = Depends(context)
+    request: Request,
+    who: Annotated[Principal, Depends(page(P.VIEW))],
+    ctx: ContextDep,
 ) -> HTMLResponse:
     overview = await dashboard.overview(ctx)
     return render(
@@ -157,7 +161,9 @@ async def home(
 
 @router.get("/audit")
 async def audit(
-    request: Request, who: Principal = Depends(page(P.VIEW_AUDIT)), ctx: Context = Depends(context)
+    request: Request,
+    who: Annotated[Principal, Depends(page(P.VIEW_AUDIT))],
+    ctx: ContextDep,
 ) -> HTMLResponse:
     return render(request, "audit.html", who, entries=dashboard.audit_log(ctx))
 
@@ -168,10 +174,10 @@ async def audit(
 @router.get("/users")
 async def user_list(
     request: Request,
+    who: Annotated[Principal, Depends(page(P.VIEW))],
+    ctx: ContextDep,
     q: str = "",
     page_number: int = 1,
-    who: Principal = Depends(page(P.VIEW)),
-    ctx: Context = Depends(context),
 ) -> HTMLResponse:
     listing = await users.listing(ctx, q[:1023], max(1, min(page_number, 100000)))
     return render(
@@ -187,11 +193,11 @@ async def user_list(
 @router.post("/users")
 async def user_create(
     request: Request,
-    username: str = Form(""),
-    password: str = Form(""),
-    group: str = Form(""),
-    who: Principal = Depends(form_action(P.MANAGE_USERS)),
-    ctx: Context = Depends(context),
+    who: Annotated[Principal, Depends(form_action(P.MANAGE_USERS))],
+    ctx: ContextDep,
+    username: Annotated[str, Form()] = "",
+    password: Annotated[str, Form()] = "",
+    group: Annotated[str, Form()] = "",
 ) -> Response:
     return await act(
         request,
@@ -205,8 +211,8 @@ async def user_create(
 async def user_page(
     request: Request,
     name: str,
-    who: Principal = Depends(page(P.VIEW)),
-    ctx: Context = Depends(context),
+    who: Annotated[Principal, Depends(page(P.VIEW))],
+    ctx: ContextDep,
 ) -> Response:
     try:
         user = await users.detail(ctx, name)
@@ -220,9 +226,9 @@ async def user_page(
 async def user_password(
     request: Request,
     name: str,
-    password: str = Form(""),
-    who: Principal = Depends(form_action(P.MANAGE_USERS)),
-    ctx: Context = Depends(context),
+    who: Annotated[Principal, Depends(form_action(P.MANAGE_USERS))],
+    ctx: ContextDep,
+    password: Annotated[str, Form()] = "",
 ) -> Response:
     return await act(
         request,
@@ -236,8 +242,8 @@ async def user_password(
 async def user_kick(
     request: Request,
     name: str,
-    who: Principal = Depends(form_action(P.MANAGE_USERS)),
-    ctx: Context = Depends(context),
+    who: Annotated[Principal, Depends(form_action(P.MANAGE_USERS))],
+    ctx: ContextDep,
 ) -> Response:
     return await act(
         request,
@@ -251,9 +257,9 @@ async def user_kick(
 async def user_ban(
     request: Request,
     name: str,
-    reason: str = Form(""),
-    who: Principal = Depends(form_action(P.MANAGE_USERS)),
-    ctx: Context = Depends(context),
+    who: Annotated[Principal, Depends(form_action(P.MANAGE_USERS))],
+    ctx: ContextDep,
+    reason: Annotated[str, Form()] = "",
 ) -> Response:
     return await act(
         request,
@@ -268,8 +274,8 @@ async def user_ban(
 async def user_delete(
     request: Request,
     name: str,
-    who: Principal = Depends(form_action(P.MANAGE_USERS)),
-    ctx: Context = Depends(context),
+    who: Annotated[Principal, Depends(form_action(P.MANAGE_USERS))],
+    ctx: ContextDep,
 ) -> Response:
     return await act(request, "/users", lambda: users.delete(ctx, who, name), f"Deleted {name}.")
 
@@ -279,7 +285,9 @@ async def user_delete(
 
 @router.get("/groups")
 async def group_list(
-    request: Request, who: Principal = Depends(page(P.VIEW)), ctx: Context = Depends(context)
+    request: Request,
+    who: Annotated[Principal, Depends(page(P.VIEW))],
+    ctx: ContextDep,
 ) -> HTMLResponse:
     return render(
         request,
@@ -293,11 +301,11 @@ async def group_list(
 @router.post("/groups")
 async def group_create(
     request: Request,
-    name: str = Form(""),
-    label: str = Form(""),
-    description: str = Form(""),
-    who: Principal = Depends(form_action(P.MANAGE_GROUPS)),
-    ctx: Context = Depends(context),
+    who: Annotated[Principal, Depends(form_action(P.MANAGE_GROUPS))],
+    ctx: ContextDep,
+    name: Annotated[str, Form()] = "",
+    label: Annotated[str, Form()] = "",
+    description: Annotated[str, Form()] = "",
 ) -> Response:
     return await act(
         request,
@@ -311,8 +319,8 @@ async def group_create(
 async def group_delete(
     request: Request,
     name: str,
-    who: Principal = Depends(form_action(P.MANAGE_GROUPS)),
-    ctx: Context = Depends(context),
+    who: Annotated[Principal, Depends(form_action(P.MANAGE_GROUPS))],
+    ctx: ContextDep,
 ) -> Response:
     return await act(
         request, "/groups", lambda: groups.delete_group(ctx, who, name), f"Deleted group {name}."
@@ -323,10 +331,10 @@ async def group_delete(
 async def group_member(
     request: Request,
     name: str,
-    user: str = Form(""),
-    remove: str = Form(""),
-    who: Principal = Depends(form_action(P.MANAGE_GROUPS)),
-    ctx: Context = Depends(context),
+    who: Annotated[Principal, Depends(form_action(P.MANAGE_GROUPS))],
+    ctx: ContextDep,
+    user: Annotated[str, Form()] = "",
+    remove: Annotated[str, Form()] = "",
 ) -> Response:
     member = not remove
     return await act(
@@ -340,10 +348,10 @@ async def group_member(
 @router.post("/rooms")
 async def room_create(
     request: Request,
-    name: str = Form(""),
-    title: str = Form(""),
-    who: Principal = Depends(form_action(P.MANAGE_GROUPS)),
-    ctx: Context = Depends(context),
+    who: Annotated[Principal, Depends(form_action(P.MANAGE_GROUPS))],
+    ctx: ContextDep,
+    name: Annotated[str, Form()] = "",
+    title: Annotated[str, Form()] = "",
 ) -> Response:
     return await act(
         request,
@@ -357,8 +365,8 @@ async def room_create(
 async def room_delete(
     request: Request,
     name: str,
-    who: Principal = Depends(form_action(P.MANAGE_GROUPS)),
-    ctx: Context = Depends(context),
+    who: Annotated[Principal, Depends(form_action(P.MANAGE_GROUPS))],
+    ctx: ContextDep,
 ) -> Response:
     return await act(
         request,
@@ -372,10 +380,10 @@ async def room_delete(
 async def room_member(
     request: Request,
     name: str,
-    user: str = Form(""),
-    remove: str = Form(""),
-    who: Principal = Depends(form_action(P.MANAGE_GROUPS)),
-    ctx: Context = Depends(context),
+    who: Annotated[Principal, Depends(form_action(P.MANAGE_GROUPS))],
+    ctx: ContextDep,
+    user: Annotated[str, Form()] = "",
+    remove: Annotated[str, Form()] = "",
 ) -> Response:
     member = not remove
     return await act(
@@ -404,7 +412,9 @@ async def invites_page(
 
 @router.get("/invites")
 async def invite_list(
-    request: Request, who: Principal = Depends(page(P.VIEW)), ctx: Context = Depends(context)
+    request: Request,
+    who: Annotated[Principal, Depends(page(P.VIEW))],
+    ctx: ContextDep,
 ) -> HTMLResponse:
     return await invites_page(request, who, ctx)
 
@@ -412,11 +422,11 @@ async def invite_list(
 @router.post("/invites")
 async def invite_create(
     request: Request,
-    hours: int = Form(72),
-    group: str = Form(""),
-    max_uses: int = Form(1),
-    who: Principal = Depends(form_action(P.MANAGE_INVITES)),
-    ctx: Context = Depends(context),
+    who: Annotated[Principal, Depends(form_action(P.MANAGE_INVITES))],
+    ctx: ContextDep,
+    hours: Annotated[int, Form()] = 72,
+    group: Annotated[str, Form()] = "",
+    max_uses: Annotated[int, Form()] = 1,
 ) -> Response:
     async def show(made: Any) -> HTMLResponse:
         link = invite_url(request, ctx, made[1])
@@ -432,8 +442,8 @@ async def invite_create(
 async def invite_revoke(
     request: Request,
     invite_id: int,
-    who: Principal = Depends(form_action(P.MANAGE_INVITES)),
-    ctx: Context = Depends(context),
+    who: Annotated[Principal, Depends(form_action(P.MANAGE_INVITES))],
+    ctx: ContextDep,
 ) -> Response:
     return await act(
         request,
@@ -448,7 +458,8 @@ async def invite_revoke(
 
 @router.get("/broadcast")
 async def broadcast_form(
-    request: Request, who: Principal = Depends(page(P.BROADCAST))
+    request: Request,
+    who: Annotated[Principal, Depends(page(P.BROADCAST))],
 ) -> HTMLResponse:
     return render(request, "broadcast.html", who)
 
@@ -456,11 +467,11 @@ async def broadcast_form(
 @router.post("/broadcast")
 async def broadcast_send(
     request: Request,
-    audience: str = Form("online"),
-    subject: str = Form(""),
-    body: str = Form(""),
-    who: Principal = Depends(form_action(P.BROADCAST)),
-    ctx: Context = Depends(context),
+    who: Annotated[Principal, Depends(form_action(P.BROADCAST))],
+    ctx: ContextDep,
+    audience: Annotated[str, Form()] = "online",
+    subject: Annotated[str, Form()] = "",
+    body: Annotated[str, Form()] = "",
 ) -> Response:
     return await act(
         request,
@@ -490,8 +501,8 @@ async def operators_page(
 @router.get("/operators")
 async def operator_list(
     request: Request,
-    who: Principal = Depends(page(P.MANAGE_OPERATORS)),
-    ctx: Context = Depends(context),
+    who: Annotated[Principal, Depends(page(P.MANAGE_OPERATORS))],
+    ctx: ContextDep,
 ) -> HTMLResponse:
     return await operators_page(request, who, ctx)
 
@@ -499,11 +510,11 @@ async def operator_list(
 @router.post("/operators")
 async def operator_create(
     request: Request,
-    username: str = Form(""),
-    password: str = Form(""),
-    role: str = Form("viewer"),
-    who: Principal = Depends(form_action(P.MANAGE_OPERATORS)),
-    ctx: Context = Depends(context),
+    who: Annotated[Principal, Depends(form_action(P.MANAGE_OPERATORS))],
+    ctx: ContextDep,
+    username: Annotated[str, Form()] = "",
+    password: Annotated[str, Form()] = "",
+    role: Annotated[str, Form()] = "viewer",
 ) -> Response:
     return await act(
         request,
@@ -517,9 +528,9 @@ async def operator_create(
 async def operator_role(
     request: Request,
     operator_id: int,
-    role: str = Form(""),
-    who: Principal = Depends(form_action(P.MANAGE_OPERATORS)),
-    ctx: Context = Depends(context),
+    who: Annotated[Principal, Depends(form_action(P.MANAGE_OPERATORS))],
+    ctx: ContextDep,
+    role: Annotated[str, Form()] = "",
 ) -> Response:
     return await act(
         request,
@@ -533,8 +544,8 @@ async def operator_role(
 async def operator_delete(
     request: Request,
     operator_id: int,
-    who: Principal = Depends(form_action(P.MANAGE_OPERATORS)),
-    ctx: Context = Depends(context),
+    who: Annotated[Principal, Depends(form_action(P.MANAGE_OPERATORS))],
+    ctx: ContextDep,
 ) -> Response:
     return await act(
         request, "/operators", lambda: operators.delete(ctx, who, operator_id), "Operator deleted."
@@ -544,11 +555,11 @@ async def operator_delete(
 @router.post("/tokens")
 async def token_create(
     request: Request,
-    name: str = Form(""),
-    role: str = Form("viewer"),
-    days: int = Form(30),
-    who: Principal = Depends(form_action(P.MANAGE_TOKENS)),
-    ctx: Context = Depends(context),
+    who: Annotated[Principal, Depends(form_action(P.MANAGE_TOKENS))],
+    ctx: ContextDep,
+    name: Annotated[str, Form()] = "",
+    role: Annotated[str, Form()] = "viewer",
+    days: Annotated[int, Form()] = 30,
 ) -> Response:
     async def show(made: Any) -> HTMLResponse:
         notice = f"Token {made[1]} (shown once: copy it now)."
@@ -563,8 +574,8 @@ async def token_create(
 async def token_revoke(
     request: Request,
     token_id: int,
-    who: Principal = Depends(form_action(P.MANAGE_TOKENS)),
-    ctx: Context = Depends(context),
+    who: Annotated[Principal, Depends(form_action(P.MANAGE_TOKENS))],
+    ctx: ContextDep,
 ) -> Response:
     return await act(
         request, "/operators", lambda: operators.revoke_token(ctx, who, token_id), "Token revoked."

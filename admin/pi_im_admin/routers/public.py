@@ -4,10 +4,12 @@ invitation."""
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Depends, Form, Request
+from typing import Annotated
+
+from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse
 
-from ..auth import context
+from ..auth import ContextDep
 from ..context import Context
 from ..errors import Problem
 from ..security import digest
@@ -40,7 +42,9 @@ def form(
 
 @router.get("/invite/{token}")
 async def invite_form(
-    request: Request, token: str, ctx: Context = Depends(context)
+    request: Request,
+    token: str,
+    ctx: ContextDep,
 ) -> HTMLResponse:
     return form(request, ctx, token)
 
@@ -49,9 +53,9 @@ async def invite_form(
 async def invite_redeem(
     request: Request,
     token: str,
-    username: str = Form("", max_length=1024),
-    password: str = Form("", max_length=1024),
-    ctx: Context = Depends(context),
+    ctx: ContextDep,
+    username: Annotated[str, Form(max_length=1024)] = "",
+    password: Annotated[str, Form(max_length=1024)] = "",
 ) -> HTMLResponse:
     # The unguessable token in the URL is what a cross-site form could not know.
     keys = {
