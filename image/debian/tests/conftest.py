@@ -184,11 +184,14 @@ def booted(
         print("\nboot report:", json.dumps(report, indent=2))
         yield Booted(device, root, user, customisation, root_key, domain, CARD_BYTES, times)
     finally:
+        # A clean shutdown if the guest still answers; QEMU is stopped in any case (a guest
+        # left running would eat the cores of the next run).
         if device.alive():
-            root.run("systemctl poweroff", check=False, timeout=30)
             try:
+                root.run("systemctl poweroff", check=False, timeout=30)
                 assert device.process is not None
                 device.process.wait(120)
             except subprocess.TimeoutExpired:
-                device.stop()
+                pass
+        device.stop()
         print(f"serial console log: {device.serial_log}")
