@@ -17,37 +17,60 @@ import pytest
 REPO = Path(__file__).parents[1]
 ROLE = REPO / "roles/firewall"
 
+VARIANTS = {
+    "defaults": ({}, {22, 5222, 5280, 8080}),
+    "console-closed": ({"firewall_console_from_lan": False}, {22, 5222, 5280}),
+    "ssh-and-console-closed": (
+        {"firewall_ssh": False, "firewall_console_from_lan": False},
+        {5222, 5280},
+    ),
+    "federation-on": ({"ejabberd_listeners": ["c2s", "http", "s2s"]}, {22, 5222, 5269, 5280, 8080}),
+    "c2s-only": ({"ejabberd_listeners": ["c2s"], "admin_service_port": 8443}, {22, 5222, 8443}),
+    "extra-port": ({"firewall_extra_tcp_ports": [15672, 22]}, {22, 5222, 5280, 8080, 15672}),
+}
+
+# One play per variant: its options file comes after the role's defaults, so it wins.
 PLAY = """
-- name: Render the firewall rules
+- name: Render the firewall rules, {name}
   hosts: localhost
   connection: local
   gather_facts: false
-  vars_files: [{role}/defaults/main.yml, {role}/vars/main.yml]
+  vars_files: [{role}/defaults/main.yml, {role}/vars/main.yml, {options}]
   tasks:
     - name: Render the rule file
       ansible.builtin.template:
         src: {role}/templates/firewall.nft.j2
-        dest: "{{{{ rules_out }}}}"
+        dest: {out}
         mode: "0600"
 """
 
 
-def rendered(tmp_path: Path, options: dict[str, object]) -> str:
-    playbook = tmp_path / "render.yml"
-    playbook.write_text(PLAY.format(role=ROLE))
-    out = tmp_path / "firewall.nft"
+@pytest.fixture(scope="module")
+def rendered(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
+    """Every variant's rule file, from one ansible-playbook run (its start-up is most of it)."""
+    work = tmp_path_factory.mktemp("firewall")
+    plays = []
+    for name, (options, _) in VARIANTS.items():
+        (work / f"{name}.yml").write_text(json.dumps(options))
+        plays.append(
+            PLAY.format(
+                name=name, role=ROLE, options=work / f"{name}.yml", out=work / f"{name}.nft"
+            )
+        )
+    (work / "render.yml").write_text("".join(plays))
     # The controller's own Python does the local work (auto-discovery may find another one).
-    extra = json.dumps(
-        {"rules_out": str(out), "ansible_python_interpreter": sys.executable, **options}
-    )
+    interpreter = f"ansible_python_interpreter={sys.executable}"
     subprocess.run(
-        ["ansible-playbook", "-i", "localhost,", "-e", extra, str(playbook)],
+        ["ansible-playbook", "-i", "localhost,", "-e", interpreter, str(work / "render.yml")],
         check=True, capture_output=True, text=True, cwd=REPO,
     )  # fmt: skip
-    rules = out.read_text()
+    rules = {name: (work / f"{name}.nft").read_text() for name in VARIANTS}
     if os.geteuid() == 0 and shutil.which("nft"):
-        checked = subprocess.run(["nft", "-c", "-f", str(out)], capture_output=True, text=True)
-        assert checked.returncode == 0, checked.stderr
+        for name in VARIANTS:
+            checked = subprocess.run(
+                ["nft", "-c", "-f", str(work / f"{name}.nft")], capture_output=True, text=True
+            )
+            assert checked.returncode == 0, (name, checked.stderr)
     return rules
 
 
@@ -57,22 +80,8 @@ def open_ports(rules: str) -> set[int]:
     return {int(port) for port in found.group(1).split(", ")}
 
 
-@pytest.mark.parametrize(
-    ("options", "ports"),
-    [
-        ({}, {22, 5222, 5280, 8080}),
-        ({"firewall_console_from_lan": False}, {22, 5222, 5280}),
-        ({"firewall_ssh": False, "firewall_console_from_lan": False}, {5222, 5280}),
-        ({"ejabberd_listeners": ["c2s", "http", "s2s"]}, {22, 5222, 5269, 5280, 8080}),
-        ({"ejabberd_listeners": ["c2s"], "admin_service_port": 8443}, {22, 5222, 8443}),
-        ({"firewall_extra_tcp_ports": [15672, 22]}, {22, 5222, 5280, 8080, 15672}),
-    ],
-    ids=["defaults", "console-closed", "ssh-and-console-closed", "federation-on", "c2s-only",
-         "extra-port"],
-)  # fmt: skip
-def test_each_option_opens_exactly_its_port(
-    tmp_path: Path, options: dict[str, object], ports: set[int]
-) -> None:
-    rules = rendered(tmp_path, options)
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_each_option_opens_exactly_its_port(rendered: dict[str, str], variant: str) -> None:
+    rules = rendered[variant]
     assert "policy drop;" in rules
-    assert open_ports(rules) == ports
+    assert open_ports(rules) == VARIANTS[variant][1]

@@ -96,9 +96,13 @@ def _unversioned(conn: sqlite3.Connection) -> int:
     return 2 if "flash" in _columns(conn, "sessions") else 1
 
 
-def migrate(conn: sqlite3.Connection) -> int:
-    """Bring the database to the last step, each step in its own transaction; its version."""
-    version = conn.execute("PRAGMA user_version").fetchone()[0] or _unversioned(conn)
+def migrate(conn: sqlite3.Connection) -> None:
+    """Bring the database to the last step, each step in its own transaction. A database
+    already there is only read."""
+    stored = conn.execute("PRAGMA user_version").fetchone()[0]
+    version = stored or _unversioned(conn)
+    if version != stored:  # made before versioning: record what its columns say it had
+        conn.execute(f"PRAGMA user_version = {version}")
     if version > len(MIGRATIONS):
         raise RuntimeError(
             f"the database is at schema {version}, newer than this service's "
@@ -113,8 +117,6 @@ def migrate(conn: sqlite3.Connection) -> int:
             if conn.in_transaction:
                 conn.execute("ROLLBACK")
             raise
-    conn.execute(f"PRAGMA user_version = {len(MIGRATIONS)}")
-    return len(MIGRATIONS)
 
 
 class Database:
