@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import functools
 import json
+import re
 import secrets
 import shlex
 import ssl
@@ -126,6 +128,41 @@ def on_ejabberd(host, expression: str) -> str:
     return printed[len("{ok, ") : -1]
 
 
+PROBE_SOURCE = Path(__file__).with_name("erlang") / "pi_im_probe.erl"
+# Outside ejabberd's private /tmp, readable by it, and not part of the appliance.
+PROBE_EBIN = "/usr/local/lib/pi-im-test/ebin"
+
+
+@functools.cache
+def build_probe(container: str) -> None:
+    """pi_im_probe.erl compiled on the device, once per container: the node loads it from
+    PROBE_EBIN on first call, again after any restart."""
+    subprocess.run(["docker", "exec", container, "mkdir", "-p", PROBE_EBIN], check=True)
+    subprocess.run(["docker", "cp", str(PROBE_SOURCE), f"{container}:{PROBE_EBIN}/"], check=True)
+    subprocess.run(
+        ["docker", "exec", "-w", PROBE_EBIN, container, "erlc", "-Werror", "pi_im_probe.erl"],
+        check=True,
+    )
+
+
+def erlang_binary(text: str) -> str:
+    """Any text as an Erlang binary literal."""
+    escaped = text.replace("\\", "\\\\").replace('"', '\\"')
+    return f'<<"{escaped}"/utf8>>'
+
+
+def probe(host, function: str, *args: str) -> str:
+    """Call pi_im_probe:function(args) (Erlang terms, as text) on the running node."""
+    build_probe(host.backend.host)
+    call = f"pi_im_probe:{function}({', '.join(args)})."
+    return on_ejabberd(host, f'code:add_patha("{PROBE_EBIN}"), {call}')
+
+
+def fields(answer: str) -> dict[str, str]:
+    """A probe's map of simple values (`#{key => value, ...}`), as text."""
+    return dict(re.findall(r"(\w+) => (\w+)", answer))
+
+
 def configure_archive(host, **options: str | int) -> None:
     """Options of the archive backend (mod_mam_sql_grouped) set as a user would: their lines
     in ejabberd.yml edited, the configuration reloaded."""
@@ -142,11 +179,7 @@ def archive_waits_for_disk(host) -> Iterator[None]:
 
     def configure(value: str) -> None:
         configure_archive(host, wait_for_disk=value)
-        option = on_ejabberd(
-            host,
-            "[Host | _] = ejabberd_option:hosts(),"
-            " gen_mod:get_module_opt(Host, mod_mam_sql_grouped, wait_for_disk).",
-        )
+        option = probe(host, "module_option", "mod_mam_sql_grouped", "wait_for_disk")
         assert option == value
 
     configure("true")

@@ -106,3 +106,16 @@ def test_bad_sysctl_override_stops_before_the_kernel_settings(host) -> None:
     assert "tuning_sysctl_overrides takes names like net.ipv4.tcp_keepalive_time" in run.messages
     assert run.stats["changed"] == 0
     assert host.file("/etc/sysctl.d/60-pi-im.conf").content_string == before
+
+
+def test_modules_written_for_another_ejabberd_stop_the_play(host) -> None:
+    """The device has ejabberd 23.01; modules said to be written for another release stop the
+    play at the check, saying what to do, before anything of ejabberd changes."""
+    settings = host.file("/etc/pi-im/ejabberd.env").content_string
+    run = converge({"__ejabberd_modules_written_for": "24.12"})
+    assert run.returncode != 0
+    assert "were written for ejabberd 24.12; this device has ejabberd 23.01" in run.messages
+    assert "port the modules" in run.messages
+    assert run.stats["changed"] == 0
+    assert run.tasks[-1].endswith("Check the modules were written for this ejabberd")
+    assert host.file("/etc/pi-im/ejabberd.env").content_string == settings

@@ -8,7 +8,7 @@ import subprocess
 
 import pytest
 
-from conftest import DOMAIN, REPO, on_ejabberd
+from conftest import DOMAIN, REPO, erlang_binary, fields, probe
 
 PUBLIC = {5222: "ejabberd c2s", 5280: "ejabberd https", 8080: "admin console"}
 LOOPBACK = {
@@ -178,10 +178,7 @@ def test_ejabberd_caches_hold_every_user(host) -> None:
         "roster_cache",
         "ejabberd_auth_sql_cache",
     ]
-    expression = (
-        f"[{{C, proplists:get_value(max_size, ets_cache:info(C))}} || C <- [{', '.join(caches)}]]."
-    )
-    answer = on_ejabberd(host, expression)
+    answer = probe(host, "cache_sizes", f"[{', '.join(caches)}]")
     sizes = dict(re.findall(r"\{(\w+), *(\w+)\}", answer))
     assert sizes == dict.fromkeys(caches, "8000"), answer
 
@@ -189,67 +186,19 @@ def test_ejabberd_caches_hold_every_user(host) -> None:
 def test_ejabberd_finds_its_own_files_and_ours(host) -> None:
     """Our modules' directory comes after ejabberd's and is not named like it: ejabberd must
     still find its own SQL schema and translations (a fresh database gets its tables)."""
-    answer = on_ejabberd(host, "{code:lib_dir(ejabberd), code:which(mod_mam_sql_grouped)}.")
+    answer = probe(host, "code_paths")
     lib_dir, beam = re.findall(r'"([^"]+)"', answer)
     assert re.fullmatch(r"/usr/lib/[^/]+/ejabberd-[^/]+", lib_dir), answer
     assert beam == "/usr/local/lib/pi-im/pi_im_ejabberd/ebin/mod_mam_sql_grouped.beam", answer
     assert host.file(f"{lib_dir}/priv/sql/lite.sql").exists
 
 
-def queue_one_group(
-    host,
-    body_seven: str = "7",
-    children_seven: str = "[Body]",
-    before: str = "ok",
-    after: str = "ok",
-) -> dict:
-    """Suspend the archive writer, queue 20 stores (copy 7's body is `body_seven`, its
-    message's children the Erlang list `children_seven`), resume it: what the callers got,
-    what the database holds once the queue is written, and what the writer counted."""
-    user = f"gc{secrets.token_hex(4)}"
-    expression = f"""
-        [Host | _] = ejabberd_option:hosts(), User = <<"{user}">>,
-        mod_mam_sql_grouped = gen_mod:db_mod(Host, mod_mam),
-        Writer = whereis(gen_mod:get_module_proc(Host, mod_mam_sql_grouped)),
-        Before = mod_mam_sql_grouped:stats(Host),
-        Peer = jid:decode(<<"peer@", Host/binary, "/phone">>),
-        Me = self(),
-        Store = fun(N) ->
-            Text = case N of 7 -> <<"{body_seven}">>; _ -> integer_to_binary(N) end,
-            Body = {{xmlel, <<"body">>, [], [{{xmlcdata, Text}}]}},
-            Children = case N of 7 -> {children_seven}; _ -> [Body] end,
-            Pkt = {{xmlel, <<"message">>, [{{<<"type">>, <<"chat">>}}], Children}},
-            Me ! {{stored, N, mod_mam_sql_grouped:store(Pkt, Host, {{User, Host}}, chat, Peer,
-                                                      <<>>, recv,
-                                                      erlang:system_time(microsecond) + N)}}
-        end,
-        {before}, ok = sys:suspend(Writer),
-        Queued = try
-            [spawn(fun() -> Store(N) end) || N <- lists:seq(1, 20)],
-            (fun Wait(0) -> false;
-                 Wait(K) -> case process_info(Writer, message_queue_len) of
-                                {{message_queue_len, 20}} -> true;
-                                _ -> timer:sleep(50), Wait(K - 1)
-                            end
-             end)(200)
-        after
-            sys:resume(Writer)
-        end,
-        Results = [receive {{stored, N, R}} -> {{N, R}} after 30000 -> {{0, timeout}} end
-                   || _ <- lists:seq(1, 20)],
-        ok = mod_mam_sql_grouped:flush(Host),
-        {after},
-        After = mod_mam_sql_grouped:stats(Host),
-        {{selected, _, [[Rows]]}} = ejabberd_sql:sql_query(
-            Host, [<<"select count(*) from archive where username='", User/binary, "'">>]),
-        mod_mam_sql:remove_user(User, Host),
-        Failed = case [N || {{N, R}} <- Results, R /= ok] of [] -> none; [F] -> F; _ -> many end,
-        {{queued, Queued, oks, length([ok || {{_, ok}} <- Results]), failed, Failed,
-          rows, binary_to_integer(Rows),
-          stores, maps:get(stores, After) - maps:get(stores, Before),
-          commits, maps:get(commits, After) - maps:get(commits, Before)}}."""
-    answer = on_ejabberd(host, expression)
-    return dict(re.findall(r"(\w+), *(\w+)", answer)) | {"answer": answer}
+def queue_one_group(host, bad: str = "none") -> dict:
+    """Suspend the archive writer, queue 20 stores (copy 7 bad as `bad` says), resume it:
+    what the callers got, what the database holds once the queue is written, and what the
+    writer counted (pi_im_probe:queue_one_group/2)."""
+    answer = probe(host, "queue_one_group", erlang_binary(f"gc{secrets.token_hex(4)}"), bad)
+    return fields(answer) | {"answer": answer}
 
 
 def test_archive_commits_queued_copies_together(host) -> None:
@@ -267,36 +216,18 @@ def test_archive_commits_queued_copies_together(host) -> None:
     }, answer
 
 
-def refuse_one_copy(host) -> dict:
-    """queue_one_group with SQLite refusing copy 7 (a trigger)."""
-    trigger = (
-        "CREATE TEMP TRIGGER pi_im_refuse BEFORE INSERT ON archive WHEN NEW.txt = 'refuse me' "
-        "BEGIN SELECT RAISE(ABORT, 'refused by the test'); END"
-    )
-    return queue_one_group(
-        host,
-        body_seven="refuse me",
-        before=f'{{updated, _}} = ejabberd_sql:sql_query(Host, [<<"{trigger}">>])',
-        after='{updated, _} = ejabberd_sql:sql_query(Host, [<<"DROP TRIGGER temp.pi_im_refuse">>])',
-    )
-
-
-def copy_without_a_row(host) -> dict:
-    """queue_one_group with copy 7 a message the writer cannot turn into a row (a child that
-    is not XML)."""
-    return queue_one_group(host, children_seven="[Body, not_an_element]")
-
-
 # One bad copy in a group of 20: SQLite refuses the group's INSERT (nothing of it is
 # written, so the writer writes each copy alone), or the writer cannot build the copy's row
 # (it is logged and left out). Either way the other 19 are archived.
-BAD_COPY = {"refused by SQLite": refuse_one_copy, "without a row": copy_without_a_row}
+# refused_by_sqlite: a trigger refuses copy 7; without_a_row: its message has a child that
+# is not XML.
+BAD_COPY = {"refused by SQLite": "refused_by_sqlite", "without a row": "without_a_row"}
 
 
 @pytest.mark.parametrize("bad_copy", BAD_COPY.values(), ids=BAD_COPY.keys())
 def test_archive_group_with_a_bad_copy_loses_only_that_copy(host, bad_copy) -> None:
     """As shipped nobody waits for a copy, so every caller got `ok` at once."""
-    got = bad_copy(host)
+    got = queue_one_group(host, bad_copy)
     answer = got.pop("answer")
     assert got == {
         "queued": "true",
@@ -313,7 +244,7 @@ def test_archive_group_with_a_bad_copy_loses_only_that_copy(host, bad_copy) -> N
 def test_waiting_for_disk_only_the_bad_copys_caller_gets_an_error(host, bad_copy) -> None:
     """With `wait_for_disk: true` each caller waits for its copy's commit and learns its
     outcome: only the bad copy's caller (copy 7) gets an error."""
-    got = bad_copy(host)
+    got = queue_one_group(host, bad_copy)
     answer = got.pop("answer")
     assert got == {
         "queued": "true",
@@ -325,104 +256,39 @@ def test_waiting_for_disk_only_the_bad_copys_caller_gets_an_error(host, bad_copy
     }, answer
 
 
-ROWS_AS_EJABBERD_WRITES = """
-    [Host | _] = ejabberd_option:hosts(), Theirs = <<"THEIRS">>, Ours = <<"OURS">>,
-    Peer = jid:decode(<<"Peer@", Host/binary, "/Phone 'one'">>),
-    Text = <<"caf\\x{e9} \\x{1F642} it's \\"quoted\\"\\nline two"/utf8>>,
-    Messages = [
-        {chat, <<>>, <<"<message xmlns='jabber:client' type='chat' id='q1'><body>",
-                       Text/binary, " &amp; &lt;tag&gt;</body></message>">>},
-        {chat, <<>>, <<"<message xmlns='jabber:client' type='chat'><subject>no body"
-                       "</subject></message>">>},
-        {groupchat, <<"O'Brien">>, <<"<message xmlns='jabber:client' type='groupchat'>"
-                                     "<body>to the room</body></message>">>}],
-    TS = erlang:system_time(microsecond),
-    Write = fun(Mod, User) ->
-        [Mod:store(fxml_stream:parse_element(X), Host, {User, Host}, Type, Peer, Nick, recv,
-                   TS + I) || {I, {Type, Nick, X}} <- lists:enumerate(Messages)]
-    end,
-    Read = fun(User) ->
-        {selected, _, Rows} = ejabberd_sql:sql_query(Host, [<<
-            "select username, timestamp, peer, bare_peer, xml, txt, kind, nick from archive "
-            "where username in ('", User/binary, "', '", User/binary, "@", Host/binary, "') "
-            "order by timestamp">>]),
-        [[binary:replace(Owner, User, <<"USER">>) | Rest] || [Owner | Rest] <- Rows]
-    end,
-    Stored = {Write(mod_mam_sql, Theirs), Write(mod_mam_sql_grouped, Ours)},
-    ok = mod_mam_sql_grouped:flush(Host),
-    {TheirRows, OurRows} = {Read(Theirs), Read(Ours)},
-    [begin mod_mam_sql:remove_user(U, Host), mod_mam_sql:remove_room(Host, U, Host) end
-     || U <- [Theirs, Ours]],
-    {stored, Stored, rows, length(TheirRows), length(OurRows), same, TheirRows =:= OurRows}."""
-
-
 def test_archive_rows_are_the_ones_ejabberd_writes(host) -> None:
     """The group-commit backend builds its rows itself (one INSERT per group): for chat and
     groupchat copies with quotes, non-ASCII, markup and no body, every column is what
     ejabberd's own mod_mam_sql writes for the same copy, so history reads them alike."""
-    theirs, ours = (f"gc{secrets.token_hex(4)}" for _ in range(2))
-    expression = ROWS_AS_EJABBERD_WRITES.replace("THEIRS", theirs).replace("OURS", ours)
-    answer = on_ejabberd(host, expression).replace(" ", "").replace("\n", "")
-    assert "{stored,{[ok,ok,ok],[ok,ok,ok]},rows,3,3,same,true}" in answer, answer
+    theirs, ours = (erlang_binary(f"gc{secrets.token_hex(4)}") for _ in range(2))
+    answer = probe(host, "rows_as_ejabberd_writes", theirs, ours)
+    flat = answer.replace(" ", "").replace("\n", "")
+    assert "rows=>{3,3}" in flat, answer
+    assert "same=>true" in flat, answer
+    assert "stored=>{[ok,ok,ok],[ok,ok,ok]}" in flat, answer
 
 
 def test_archive_preferences_survive_a_reload_of_their_set_and_go_with_the_user(host) -> None:
     """The backend answers "no preferences" from its set of users who have a row, without
     asking SQL: a user's own preferences are read back, still after the set's owner
     restarts (the set reloads from the database), and are gone with the user."""
-    user = f"gc{secrets.token_hex(4)}"
-    expression = f"""
-        [Host | _] = ejabberd_option:hosts(), User = <<"{user}">>,
-        Proc = gen_mod:get_module_proc(Host, mod_mam_sql_grouped_prefs),
-        Never = {{archive_prefs, {{User, Host}}, never, [], []}},
-        None = mod_mam_sql_grouped:get_prefs(User, Host),
-        ok = mod_mam_sql_grouped:write_prefs(User, Host, Never, Host),
-        Written = mod_mam_sql_grouped:get_prefs(User, Host) =:= {{ok, Never}},
-        Old = whereis(Proc), exit(Old, kill),
-        (fun Wait(0) -> gave_up;
-             Wait(K) -> case whereis(Proc) of
-                            New when is_pid(New), New /= Old -> sys:get_state(New);
-                            _ -> timer:sleep(50), Wait(K - 1)
-                        end
-         end)(100),
-        Reloaded = mod_mam_sql_grouped:get_prefs(User, Host) =:= {{ok, Never}},
-        mod_mam_sql_grouped:remove_user(User, Host),
-        Removed = mod_mam_sql_grouped:get_prefs(User, Host),
-        {{none, None, written, Written, reloaded, Reloaded, removed, Removed}}."""
-    answer = on_ejabberd(host, expression).replace(" ", "")
-    assert "{none,error,written,true,reloaded,true,removed,error}" in answer, answer
+    user = erlang_binary(f"gc{secrets.token_hex(4)}")
+    got = fields(probe(host, "archive_prefs_round_trip", user))
+    assert got == {"none": "error", "written": "true", "reloaded": "true", "removed": "error"}
 
 
 def test_archive_clean_up_deletes_only_expired_messages(host) -> None:
     """The daily clean-up unit expires history through the group-commit backend: a copy
     archived ten years ago goes, one archived now stays."""
-    user = f"gc{secrets.token_hex(4)}"
-    setup = f"""
-        [Host | _] = ejabberd_option:hosts(), User = <<"{user}">>,
-        Peer = jid:decode(<<"peer@", Host/binary, "/phone">>),
-        Now = erlang:system_time(microsecond),
-        Ages = [{{<<"old">>, 10 * 365 * 86400 * 1000000}}, {{<<"new">>, 0}}],
-        [mod_mam_sql_grouped:store(
-             {{xmlel, <<"message">>, [{{<<"type">>, <<"chat">>}}],
-              [{{xmlel, <<"body">>, [], [{{xmlcdata, Body}}]}}]}},
-             Host, {{User, Host}}, chat, Peer, <<>>, recv, Now - Age)
-         || {{Body, Age}} <- Ages]
-        ++ [mod_mam_sql_grouped:flush(Host)]."""
-    count = f"""
-        [Host | _] = ejabberd_option:hosts(),
-        {{selected, _, Rows}} = ejabberd_sql:sql_query(
-            Host, [<<"select txt from archive where username='{user}' order by timestamp">>]),
-        [binary_to_atom(Body) || [Body] <- Rows]."""
+    user = erlang_binary(f"gc{secrets.token_hex(4)}")
     try:
-        assert "[ok,ok,ok]" in on_ejabberd(host, setup).replace(" ", "")
-        assert "[old,new]" in on_ejabberd(host, count).replace(" ", "")
+        assert probe(host, "store_aged_copies", user).replace(" ", "") == "[ok,ok,ok]"
+        assert probe(host, "archived_texts", user).replace(" ", "") == '[<<"old">>,<<"new">>]'
         cleaned = host.run("systemctl start pi-im-ejabberd-cleanup.service")
         assert cleaned.rc == 0, cleaned.stdout + cleaned.stderr
-        assert "[new]" in on_ejabberd(host, count).replace(" ", "")
+        assert probe(host, "archived_texts", user).replace(" ", "") == '[<<"new">>]'
     finally:
-        remove = f"""
-            [Host | _] = ejabberd_option:hosts(), mod_mam_sql:remove_user(<<"{user}">>, Host)."""
-        on_ejabberd(host, remove)
+        probe(host, "remove_archive", user)
 
 
 @pytest.mark.parametrize("unit", ["ejabberd", "rabbitmq-server", "pi-im-admin", "pi-im-firewall"])

@@ -13,7 +13,7 @@ import httpx
 import pytest
 import slixmpp
 
-from conftest import DOMAIN, Account, configure_archive, on_ejabberd, secret
+from conftest import DOMAIN, Account, configure_archive, erlang_binary, probe, secret
 from xmpp_framed import (
     AuthenticationFailed,
     BoshTransport,
@@ -120,26 +120,12 @@ def test_history_keeps_every_message_in_order(accounts, device_cert: Path, addre
 def archive_writer(host, action: str) -> str:
     """Suspend or resume the archive's writer on the live node, or read its mailbox length
     or how many copies it committed without a caller waiting."""
-    expression = f"""
-        [Host | _] = ejabberd_option:hosts(),
-        Writer = whereis(gen_mod:get_module_proc(Host, mod_mam_sql_grouped)),
-        case {action} of
-            suspend -> sys:suspend(Writer);
-            resume -> sys:resume(Writer);
-            queued -> element(2, process_info(Writer, message_queue_len));
-            unwaited -> maps:get(unwaited, mod_mam_sql_grouped:stats(Host))
-        end."""
-    return on_ejabberd(host, expression)
+    return probe(host, "archive_writer", action)
 
 
 def archived_copies(host, body: str) -> int:
-    """How many archive rows hold `body` (hex and spaces only: no quoting needed)."""
-    expression = f"""
-        [Host | _] = ejabberd_option:hosts(),
-        {{selected, _, [[N]]}} = ejabberd_sql:sql_query(
-            Host, [<<"select count(*) from archive where txt = '{body}'">>]),
-        binary_to_integer(N)."""
-    return int(on_ejabberd(host, expression))
+    """How many archive rows hold `body`."""
+    return int(probe(host, "archived_copies", erlang_binary(body)))
 
 
 def test_a_message_is_delivered_at_once_and_its_copies_reach_disk_after_it(
@@ -207,13 +193,8 @@ def test_copies_still_queued_when_ejabberd_stops_are_written(
 def sqlite_connection_settings(host) -> tuple[int, int]:
     """Page cache (negative: KiB) and checkpoint interval (pages) of ejabberd's live SQLite
     connection: settings of the connection, not of the file, so only the node can say."""
-    expression = """
-        [Host | _] = ejabberd_option:hosts(),
-        [begin
-             {selected, _, [[Value]]} = ejabberd_sql:sql_query(Host, [<<"PRAGMA ", Name/binary>>]),
-             binary_to_integer(Value)
-         end || Name <- [<<"cache_size">>, <<"wal_autocheckpoint">>]]."""
-    cache, checkpoint = (int(v) for v in on_ejabberd(host, expression).strip("[]").split(","))
+    answer = probe(host, "sqlite_connection_settings")
+    cache, checkpoint = (int(v) for v in answer.strip("[]").split(","))
     return cache, checkpoint
 
 
@@ -272,31 +253,7 @@ def test_waiting_for_disk_a_message_is_delivered_after_both_copies_and_its_sende
 def offline_set(host, user: str, action: str = "member") -> str:
     """Ask (or restart) the set of users with offline messages, on the live node; `pop`
     pops the user's spool through the backend and counts the SQL pops it made."""
-    expression = f"""
-        [Host | _] = ejabberd_option:hosts(),
-        Set = gen_mod:get_module_proc(Host, mod_offline_sql_known_users),
-        case {action} of
-            member -> pi_im_user_set:member(Set, <<"{user}">>);
-            pop ->
-                Sql = {{mod_offline_sql, pop_messages, 2}},
-                erlang:trace_pattern(Sql, true, [call_count]),
-                erlang:trace(self(), true, [call]),
-                Popped = mod_offline_sql_known:pop_messages(<<"{user}">>, Host),
-                erlang:trace(self(), false, [call]),
-                {{call_count, Calls}} = erlang:trace_info(Sql, call_count),
-                erlang:trace_pattern(Sql, false, [call_count]),
-                {{Popped, Calls}};
-            restart ->
-                Old = whereis(Set), exit(Old, kill),
-                (fun Wait(0) -> gave_up;
-                     Wait(K) -> case whereis(Set) of
-                                    New when is_pid(New), New /= Old ->
-                                        sys:get_state(New), restarted;
-                                    _ -> timer:sleep(50), Wait(K - 1)
-                                end
-                 end)(100)
-        end."""
-    return on_ejabberd(host, expression)
+    return probe(host, "offline_set", erlang_binary(user), action)
 
 
 def test_offline_messages_wait_for_the_next_login(

@@ -42,14 +42,13 @@
 %%
 %% The module also sizes ejabberd's SQLite connection for the archive's
 %% writes (options `sqlite_cache_mb`, `sqlite_checkpoint_pages`): every copy
-%% lands on three pages of the user-keyed indexes, scattered over the file.
-%% With SQLite's 2 MB page cache most of them were read back from disk first,
-%% and a checkpoint every 1,000 pages of log read back and rewrote them again
-%% five times a second at 1,000 msg/s; a larger cache and a checkpoint every
-%% 10,000 pages (a page changed several times in between is written to the
-%% database once) cut the reads by ~85 % and the writes by ~20 %. Both are
-%% settings of the connection, not the file: if ejabberd reconnects to the
-%% database they are SQLite's defaults again until the next start or reload.
+%% lands on pages of the user-keyed indexes scattered over the file, which a
+%% small cache reads back and a frequent checkpoint rewrites (decision 0007
+%% in docs/decisions). Both are settings of the connection, not the file: if
+%% ejabberd reconnects to the database they are SQLite's defaults again
+%% until the next start or reload.
+%%
+%% The why and the measurements: docs/decisions/0005, 0006, 0007 and 0009.
 %%
 %% Everything else (queries, preferences, removal, expiry) is mod_mam_sql's.
 %% Enabled by `mod_mam: db_type: sql_grouped` (ejabberd finds the backend
@@ -73,15 +72,18 @@
          mod_doc/0]).
 %% gen_server
 -export([init/1, handle_call/3, handle_cast/2, handle_info/2, terminate/2]).
+-ifdef(TEST).
+%% For the EUnit tests (test/): the parts that need no running ejabberd.
+-export([ahead_of_recipient_copy/4, queued_stores/1, row/3, literal/1]).
+-endif.
 
 %% A group is bounded so one commit cannot hold the SQL connection (and so
 %% logins and roster reads) for long: 256 rows take a few milliseconds.
 -define(MAX_GROUP, 256).
 %% When nobody waits for a commit, the writer starts one at most every
-%% COMMIT_INTERVAL ms: at 1,000 messages/s copies otherwise trickle in and
-%% are committed 4-5 at a time, and each commit costs WAL page writes and an
-%% fdatasync whatever it holds. Every 10 ms (36 copies a commit) the server
-%% spent 0.58-0.59 ms of CPU per message against 0.74; every 20 ms, no less.
+%% COMMIT_INTERVAL ms: copies otherwise trickle in a few at a time, and each
+%% commit costs WAL page writes and an fdatasync whatever it holds (decision
+%% 0006 has the measurements).
 -define(COMMIT_INTERVAL, 10).
 
 -record(state, {host :: binary(), stores = 0 :: non_neg_integer(),
@@ -117,12 +119,10 @@ store(Pkt, LServer, US, Type, Peer, Nick, Dir, TS) ->
             %% Writer not running (host starting or stopping): write alone.
             store_one(Args);
         Writer ->
-            %% The writer builds the row: building it here, in the sender's
-            %% and the recipient's sessions, cost each message ~0.05 ms of
-            %% CPU and its p99 2-3 ms (seed-4000, rows built and dropped
-            %% against not built). The one mod_mam option a row needs is
-            %% read here, while mod_mam surely runs: the writer may build
-            %% the row as ejabberd stops, after mod_mam has.
+            %% The writer builds the row, off the sender's and the
+            %% recipient's sessions (decision 0005). The one mod_mam option
+            %% a row needs is read here, while mod_mam surely runs: the
+            %% writer may build the row as ejabberd stops, after mod_mam has.
             Copy = {mod_mam_opt:compress_xml(LServer), Args},
             case wait_for_disk(LServer)
                 andalso not ahead_of_recipient_copy(LServer, Type, Peer, Dir) of
@@ -418,8 +418,8 @@ row(NewSchema, CompressXML, [Pkt, LServer, {LUser, LHost}, Type, Peer, Nick, _Di
     {ok, iolist_to_binary([$(, lists:join($,, [literal(T) || T <- Texts]), $)])}.
 
 %% What ejabberd_sql:to_string_literal(sqlite, S) makes (quotes doubled), by
-%% a BIF instead of a byte-by-byte comprehension: it was most of the row's
-%% cost (17 us for 500 bytes against 2.5).
+%% a BIF instead of a byte-by-byte comprehension, which was most of a row's
+%% cost (EUnit checks the two agree).
 literal(N) when is_integer(N) -> integer_to_binary(N);
 literal(S) when is_binary(S) ->
     [$', binary:replace(S, <<"'">>, <<"''">>, [global]), $'].
