@@ -186,12 +186,13 @@ store_aged_copies(User) ->
      || {Body, Age} <- Ages]
     ++ [mod_mam_sql_grouped:flush(Host)].
 
-%% The texts of User's archive rows, oldest first.
+%% The texts of User's archive rows, oldest first (as strings: erl_call prints binaries
+%% as #Bin<...>).
 archived_texts(User) ->
     {selected, _, Rows} = ejabberd_sql:sql_query(
                             host(), [[<<"select txt from archive where username = ">>,
                                       quoted(User), <<" order by timestamp">>]]),
-    [Text || [Text] <- Rows].
+    [binary_to_list(Text) || [Text] <- Rows].
 
 remove_archive(User) ->
     mod_mam_sql:remove_user(User, host()).
