@@ -112,7 +112,18 @@ def clear_ejabberd_cache() -> None:
     )
 
 
-class EjabberdSql:
+class EjabberdStore:
+    """What both ejabberd backends share: the node's caches forgotten after a change (tests
+    without an ejabberd turn it off)."""
+
+    clear_cache = True
+
+    def _forget_cached(self) -> None:
+        if self.clear_cache:
+            clear_ejabberd_cache()
+
+
+class EjabberdSql(EjabberdStore):
     """The appliance: ejabberd's SQLite database, the ledger a table in the same transaction."""
 
     server = service = "ejabberd"
@@ -184,16 +195,12 @@ class EjabberdSql:
         self._forget_cached()
         return count
 
-    def _forget_cached(self) -> None:
-        if self.clear_cache:
-            clear_ejabberd_cache()
-
 
 def erlang_binaries(names: list[str]) -> str:
     return ",".join(f'<<"{name}">>' for name in names)
 
 
-class EjabberdMnesia:
+class EjabberdMnesia(EjabberdStore):
     """Stock Debian ejabberd: #passwd records written into the running node through erl_call."""
 
     server = service = "ejabberd"
@@ -265,10 +272,6 @@ class EjabberdMnesia:
         self.ledger.drop()
         self._forget_cached()
         return count
-
-    def _forget_cached(self) -> None:
-        if self.clear_cache:
-            clear_ejabberd_cache()
 
 
 def prosody_encode(name: str) -> str:
