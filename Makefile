@@ -50,7 +50,8 @@ host-packages:
 
 test: lint base-image host-packages
 	pytest -q tests
-	molecule test --all
+	rm -rf build/test-results
+	molecule test --all || { python scripts/failed_tests.py build/test-results; exit 1; }
 
 # The benchmark (bench/README.md): a separate command, minutes long, never part of `make test`.
 SCENARIO ?= seed-4000

@@ -72,3 +72,27 @@ def test_strong_password_accepted() -> None:
 def test_group_names(raw: str) -> None:
     with pytest.raises(Problem, match="lower-case letters"):
         validation.name(raw, "group")
+
+
+@pytest.mark.parametrize(
+    "raw",
+    ["\u0099", "a\x00b", "bell\x07", "lone \ud800 surrogate", "not a \ufffe character", "\ufdd0"],
+)
+def test_text_refuses_what_xml_cannot_carry(raw: str) -> None:
+    with pytest.raises(Problem, match="control characters"):
+        validation.text(raw, "reason", 500)
+    with pytest.raises(Problem, match="control characters"):
+        validation.text(raw, "announcement", 10000, multiline=True)
+
+
+def test_text_line_breaks_only_where_several_lines_belong() -> None:
+    assert validation.text(" two\nlines\t ", "announcement", 100, multiline=True) == "two\nlines"
+    with pytest.raises(Problem, match="line breaks"):
+        validation.text("two\nlines", "reason", 100)
+
+
+def test_text_keeps_what_people_write_and_bounds_it() -> None:
+    written = "Spam 🙈 — zoë, 東京, emoji with a joiner: 👩\u200d💻"
+    assert validation.text(f"  {written}  ", "reason", 500) == written
+    with pytest.raises(Problem, match="too long"):
+        validation.text("x" * 501, "reason", 500)

@@ -98,3 +98,29 @@ def name(value: str, what: str) -> str:
             "starting with a letter or digit."
         )
     return value
+
+
+# What XML 1.0 cannot carry (ejabberd refuses the whole command) and what no reader wants:
+# control characters, lone surrogates, non-characters. Line breaks only where text may
+# have several lines.
+_LINE_BREAKS = set("\t\n\r")
+
+
+def text(value: str, what: str, max_length: int, multiline: bool = False) -> str:
+    """Free text that goes to ejabberd (a ban reason, an announcement): stripped, bounded,
+    printable."""
+    value = value.strip()
+    if len(value) > max_length:
+        raise Problem(f"The {what} is too long (at most {max_length} characters).")
+    for char in value:
+        if multiline and char in _LINE_BREAKS:
+            continue
+        code = ord(char)
+        if (
+            unicodedata.category(char) in ("Cc", "Cs")
+            or 0xFDD0 <= code <= 0xFDEF
+            or code & 0xFFFE == 0xFFFE
+        ):
+            kind = "control characters" if multiline else "line breaks or control characters"
+            raise Problem(f"The {what} may not contain {kind}.")
+    return value

@@ -251,7 +251,8 @@ async def get_audit(
     _: Annotated[Principal, Depends(api(P.VIEW_AUDIT))],
     ctx: ContextDep,
     limit: Annotated[int, Query(ge=1, le=1000)] = 200,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    # Bounded: SQLite takes 64-bit integers only, and no log is that long.
+    offset: Annotated[int, Query(ge=0, le=2**31 - 1)] = 0,
 ):
     return dashboard.audit_log(ctx, limit, offset)
 

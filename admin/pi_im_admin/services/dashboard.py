@@ -9,6 +9,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from .. import validation
 from ..context import Context
 from ..errors import Problem
 from ..security import Principal
@@ -103,17 +104,14 @@ async def broadcast(ctx: Context, actor: Principal, audience: str, subject: str,
     offline."""
     if audience not in ("all", "online"):
         raise Problem("Send to 'all' users or to 'online' users.")
-    if not body.strip():
+    subject = validation.text(subject, "subject", 200)
+    body = validation.text(body, "announcement", 10000, multiline=True)
+    if not body:
         raise Problem("The announcement is empty.")
-    if len(body) > 10000:
-        raise Problem("The announcement is too long (at most 10000 characters).")
     await ctx.ejabberd.send(
-        ctx.settings.announce_from,
-        f"{ctx.ejabberd.domain}/announce/{audience}",
-        subject.strip(),
-        body.strip(),
+        ctx.settings.announce_from, f"{ctx.ejabberd.domain}/announce/{audience}", subject, body
     )
-    ctx.db.audit(actor.name, "broadcast", audience, subject.strip()[:100])
+    ctx.db.audit(actor.name, "broadcast", audience, subject[:100])
 
 
 def audit_log(ctx: Context, limit: int = 200, offset: int = 0) -> list[dict[str, object]]:

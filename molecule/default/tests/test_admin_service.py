@@ -136,6 +136,26 @@ def test_reset_password_and_ban(owner_api: httpx.Client, device_cert: Path, addr
     assert owner_api.delete(f"/users/{name}").status_code == 204
 
 
+def test_a_ban_reason_ejabberd_cannot_carry_is_refused_and_bans_nobody(
+    owner_api: httpx.Client, device_cert: Path, address: str
+) -> None:
+    """Found by the API fuzzer: a C1 control character in the reason made ejabberd fail
+    the whole ban (503). Now refused before ejabberd is asked, the account untouched."""
+    name, password = new_name(), strong()
+    assert (
+        owner_api.post("/users", json={"username": name, "password": password}).status_code == 201
+    )
+    for reason in ("\u0099", "spam\nand more", "\x00"):
+        refused = owner_api.post(f"/users/{name}/ban", json={"reason": reason})
+        assert refused.status_code == 400, refused.text
+        assert "control characters" in refused.json()["detail"]
+    assert owner_api.get(f"/users/{name}").json()["banned"] is None
+    assert xmpp_login(Account(f"{name}@{DOMAIN}", password), device_cert, address).startswith(
+        "session started"
+    )
+    assert owner_api.delete(f"/users/{name}").status_code == 204
+
+
 def test_listing_searches_and_pages(owner_api: httpx.Client) -> None:
     prefix = new_name("p")
     names = [f"{prefix}{i:02d}" for i in range(55)]

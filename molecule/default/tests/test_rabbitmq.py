@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shlex
 
 from conftest import run_in_netns, secret
 
@@ -36,3 +37,35 @@ def test_limits_are_absolute(host) -> None:
     status = host.check_output("rabbitmqctl -q status --formatter json")
     memory_limit = json.loads(status)["vm_memory_high_watermark_limit"]
     assert memory_limit >= 256 * 1024 * 1024
+
+
+def test_command_line_tools_listen_on_loopback_only(host) -> None:
+    """Each rabbitmqctl command runs an Erlang node of its own with a distribution port
+    (35672-35682); by default Erlang binds it to every address for as long as the command
+    runs. Watched while one command sleeps inside that node."""
+    watch = (
+        "(rabbitmqctl eval 'timer:sleep(6000).' >/dev/null 2>&1 &); "
+        "for i in $(seq 1 60); do "
+        "  ss -Htln | grep -Eq ':356(7[2-9]|8[0-2]) ' && break; sleep 0.2; "
+        "done; ss -Htln"
+    )
+    listening = host.check_output(f"bash -c {shlex.quote(watch)}").splitlines()
+    cli = [
+        line.split()[3]
+        for line in listening
+        if line.split()[3].rsplit(":", 1)[1] in {str(port) for port in range(35672, 35683)}
+    ]
+    assert cli, "rabbitmqctl's node was never seen listening"
+    assert all(address.startswith("127.0.0.1:") for address in cli), cli
+
+
+def test_its_syslog_socket_is_on_loopback(host) -> None:
+    """RabbitMQ starts Erlang's syslog application at times (found bound to 0.0.0.0 on a
+    random UDP port by the listening-socket test); started here on purpose."""
+    host.check_output("rabbitmqctl eval 'application:ensure_all_started(syslog).'")
+    addresses = host.check_output(
+        "rabbitmqctl eval '[inet:sockname(P) || P <- erlang:ports(),"
+        ' erlang:port_info(P, name) == {name, "udp_inet"}].\''
+    )
+    assert "{ok,{{127,0,0,1}," in addresses.replace(" ", ""), addresses
+    assert "{0,0,0,0}" not in addresses.replace(" ", ""), addresses
