@@ -41,27 +41,26 @@ def failures(report: Path) -> list[Failure]:
     return found
 
 
-def summary(results: Path) -> tuple[str, int]:
-    """The text to print and how many tests failed, over every *.xml in results."""
+def summary(results: Path) -> str:
+    """What to print, over every *.xml in results."""
     reports = sorted(results.glob("*.xml")) if results.is_dir() else []
     if not reports:
-        return f"no test results in {results}: the tests did not get as far as running", 0
+        return f"no test results in {results}: the tests did not get as far as running"
     found = [failure for report in reports for failure in failures(report)]
     if not found:
-        return f"no failed test in {', '.join(r.name for r in reports)}", 0
+        return f"no failed test in {', '.join(r.name for r in reports)}"
     text = [f"{len(found)} failed test(s):"]
     for failure in found:
         text.append(f"  [{failure.suite}] {failure.test} ({failure.kind})")
         text.extend(f"      {line}" for line in failure.message.splitlines())
-    return "\n".join(text), len(found)
+    return "\n".join(text)
 
 
 def main(argv: list[str]) -> int:
     if len(argv) != 2:
         print(__doc__.strip().splitlines()[-1].strip(), file=sys.stderr)
         return 2
-    text, _ = summary(Path(argv[1]))
-    print(text)
+    print(summary(Path(argv[1])))
     return 0
 
 

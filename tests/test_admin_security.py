@@ -247,3 +247,23 @@ def test_an_audit_offset_beyond_any_log_is_refused_not_a_server_error(app) -> No
     api = bearer(app, new_token(client, csrf, "owner"))
     assert api.get("/api/v1/audit", params={"offset": 2**31 - 1}).json() == []
     assert api.get("/api/v1/audit", params={"offset": 2**128}).status_code == 422
+
+
+@pytest.mark.parametrize(
+    ("path", "body", "field"),
+    [
+        ("/api/v1/users/alice/ban", {"reason": "spam\u0099"}, "reason"),
+        ("/api/v1/groups", {"name": "family", "label": "Fam\x1bily"}, "label"),
+        ("/api/v1/groups", {"name": "family", "description": "two\nlines \ufffe"}, "description"),
+        ("/api/v1/rooms", {"name": "kitchen", "title": "Kitchen\x00"}, "title"),
+    ],
+)
+def test_free_text_ejabberd_cannot_carry_is_refused_before_ejabberd_is_asked(
+    app, path: str, body: dict[str, str], field: str
+) -> None:
+    """Every free text the console hands to ejabberd goes through validation.text first:
+    ejabberd is unreachable here, so anything that asked it first would be a 503."""
+    client, csrf = signed_in(app)
+    refused = bearer(app, new_token(client, csrf, "owner")).post(path, json=body)
+    assert refused.status_code == 400, refused.text
+    assert refused.json()["detail"].startswith(f"The {field} may not contain")

@@ -44,8 +44,8 @@ def run_suite(directory: Path, name: str) -> Path:
 
 def test_names_each_failed_and_erroring_test_with_its_message(tmp_path: Path) -> None:
     report = run_suite(tmp_path, "default")
-    text, count = failed_tests.summary(report.parent)
-    assert count == 2
+    text = failed_tests.summary(report.parent)
+    assert text.startswith("2 failed test(s):")
     assert "test_fails (failure)" in text
     assert "arithmetic is broken" in text
     assert "test_errors (error)" in text
@@ -60,15 +60,11 @@ def test_says_when_nothing_failed(tmp_path: Path) -> None:
         '<testsuites><testsuite name="pytest" tests="1"><testcase classname="t" name="ok"/>'
         "</testsuite></testsuites>"
     )
-    text, count = failed_tests.summary(results)
-    assert count == 0
-    assert "no failed test" in text
+    assert failed_tests.summary(results) == "no failed test in empty.xml"
 
 
 def test_says_when_no_test_ran(tmp_path: Path) -> None:
-    text, count = failed_tests.summary(tmp_path / "absent")
-    assert count == 0
-    assert "did not get as far as running" in text
+    assert "did not get as far as running" in failed_tests.summary(tmp_path / "absent")
 
 
 def test_command_line_prints_the_summary(tmp_path: Path) -> None:

@@ -47,9 +47,11 @@ async def create_group(
     ctx: Context, actor: Principal, raw: str, label: str, description: str = ""
 ) -> str:
     group = validation.name(raw, "group")
+    label = validation.text(label, "label", 100)
+    description = validation.text(description, "description", 500, multiline=True)
     if group in await ctx.ejabberd.groups():
         raise Conflict(f"The group {group} already exists.")
-    await ctx.ejabberd.create_group(group, label.strip() or group, description.strip())
+    await ctx.ejabberd.create_group(group, label or group, description)
     ctx.db.audit(actor.name, "group.create", group)
     return group
 
@@ -86,9 +88,10 @@ async def room_listing(ctx: Context) -> list[dict[str, object]]:
 
 async def create_room(ctx: Context, actor: Principal, raw: str, title: str) -> str:
     room = validation.name(raw, "group chat")
+    title = validation.text(title, "title", 100)
     if room in await ctx.ejabberd.rooms():
         raise Conflict(f"The group chat {room} already exists.")
-    await ctx.ejabberd.create_room(room, title.strip() or room)
+    await ctx.ejabberd.create_room(room, title or room)
     ctx.db.audit(actor.name, "room.create", room)
     return room
 

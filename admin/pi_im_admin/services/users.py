@@ -105,9 +105,9 @@ async def kick(ctx: Context, actor: Principal, raw_name: str) -> int:
 
 
 async def ban(ctx: Context, actor: Principal, raw_name: str, reason: str) -> None:
+    reason = validation.text(reason, "reason", 500) or "banned by an operator"
     name = await require(ctx, raw_name)
     _refuse_protected(ctx, name)
-    reason = validation.text(reason, "reason", 500) or "banned by an operator"
     await ctx.ejabberd.ban(name, reason)
     ctx.db.run(
         "INSERT OR REPLACE INTO bans (username, reason, banned_by, banned_at) VALUES (?, ?, ?, ?)",

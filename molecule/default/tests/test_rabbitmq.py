@@ -49,12 +49,10 @@ def test_command_line_tools_listen_on_loopback_only(host) -> None:
         "  ss -Htln | grep -Eq ':356(7[2-9]|8[0-2]) ' && break; sleep 0.2; "
         "done; ss -Htln"
     )
-    listening = host.check_output(f"bash -c {shlex.quote(watch)}").splitlines()
-    cli = [
-        line.split()[3]
-        for line in listening
-        if line.split()[3].rsplit(":", 1)[1] in {str(port) for port in range(35672, 35683)}
+    local = [
+        line.split()[3] for line in host.check_output(f"bash -c {shlex.quote(watch)}").splitlines()
     ]
+    cli = [address for address in local if 35672 <= int(address.rsplit(":", 1)[1]) <= 35682]
     assert cli, "rabbitmqctl's node was never seen listening"
     assert all(address.startswith("127.0.0.1:") for address in cli), cli
 
