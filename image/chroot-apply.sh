@@ -34,7 +34,7 @@ stop_chroot_processes() {
   return 0
 }
 cleanup() {
-  rm -f "$rootfs/usr/sbin/policy-rc.d"
+  rm -f "$rootfs/usr/sbin/policy-rc.d" "$rootfs/etc/dpkg/dpkg.cfg.d/pi-im-build-unsafe-io"
   [ -e "$rootfs/etc/resolv.conf.pi-im" ] && mv -f "$rootfs/etc/resolv.conf.pi-im" "$rootfs/etc/resolv.conf"
   stop_chroot_processes
   for ((i = ${#mounted[@]} - 1; i >= 0; i--)); do
@@ -51,6 +51,9 @@ done
 # Packages must not start services in the image (their postinsts call invoke-rc.d).
 printf '#!/bin/sh\nexit 101\n' >"$rootfs/usr/sbin/policy-rc.d"
 chmod 0755 "$rootfs/usr/sbin/policy-rc.d"
+# No fsync per unpacked file while building a tree that is copied into an image afterwards
+# (what mmdebstrap does too); gone again when this script ends.
+echo force-unsafe-io >"$rootfs/etc/dpkg/dpkg.cfg.d/pi-im-build-unsafe-io"
 if [ -e "$rootfs/etc/resolv.conf" ] || [ -L "$rootfs/etc/resolv.conf" ]; then
   mv -f "$rootfs/etc/resolv.conf" "$rootfs/etc/resolv.conf.pi-im"
 fi

@@ -33,6 +33,8 @@ sys.path.insert(0, str(HERE.parent))
 import disk  # noqa: E402
 import hostsetup  # noqa: E402
 import imager_repo  # noqa: E402
+import initramfs  # noqa: E402
+import packages  # noqa: E402
 from progress import BuildError, Progress, clock, fail, run  # noqa: E402
 
 SUITE = "bookworm"
@@ -119,6 +121,69 @@ def bootstrap(rootfs: Path, cache: Path, use_cache: bool) -> str:
     return "bootstrapped with mmdebstrap"
 
 
+def layer_key(groups: dict[bool, list[str]]) -> str:
+    recipe = json.dumps([bootstrap_key(), groups[True], groups[False]])
+    return hashlib.sha256(recipe.encode()).hexdigest()[:16]
+
+
+def with_packages(
+    rootfs: Path, cache: Path, use_cache: bool, groups: dict[bool, list[str]]
+) -> list[str]:
+    """The bootstrap with the roles' packages installed (packages.py), cached by both
+    recipes; the roles' apt tasks then find them in place. Returns how it was obtained."""
+    layer = cache / f"packages-{SUITE}-arm64-{layer_key(groups)}.tar"
+    if use_cache and layer.is_file():
+        rootfs.mkdir(parents=True)
+        with tarfile.open(layer) as archive:
+            archive.extractall(rootfs, filter="fully_trusted")
+        return [f"with the roles' packages, from cache {layer.name}"]
+    said = [bootstrap(rootfs, cache, use_cache)]
+    install_packages(rootfs, groups)
+    partial = layer.with_suffix(".partial")
+    run(
+        ["tar", "--xattrs", "--numeric-owner", "-C", str(rootfs), "-cf", str(partial), "."],
+        "caching the bootstrap with the roles' packages",
+    )
+    partial.rename(layer)
+    for old in cache.glob(f"packages-{SUITE}-arm64-*.tar"):
+        if old != layer:
+            old.unlink()
+    count = len(groups[True]) + len(groups[False])
+    return [*said, f"installed the roles' {count} packages, cached as {layer.name}"]
+
+
+def install_packages(rootfs: Path, groups: dict[bool, list[str]]) -> None:
+    """apt-get as the roles' apt tasks run it: services not started, Recommends as each
+    task asks."""
+    policy = rootfs / "usr/sbin/policy-rc.d"
+    resolv = rootfs / "etc/resolv.conf"
+    kept = rootfs / "etc/resolv.conf.pi-im"
+    # No fsync per unpacked file: the tree is copied into the image afterwards.
+    apt = (
+        "DEBIAN_FRONTEND=noninteractive apt-get -y -o DPkg::Lock::Timeout=300"
+        " -o DPkg::Options::=--force-unsafe-io"
+    )
+    script = ["apt-get update"]
+    if groups[True]:
+        script.append(f"{apt} install {' '.join(groups[True])}")
+    if groups[False]:
+        script.append(f"{apt} install --no-install-recommends {' '.join(groups[False])}")
+    script.append("apt-get clean")
+    if resolv.exists() or resolv.is_symlink():
+        resolv.rename(kept)
+    try:
+        shutil.copy2("/etc/resolv.conf", resolv)
+        policy.write_text("#!/bin/sh\nexit 101\n")
+        policy.chmod(0o755)
+        with chroot_mounts(rootfs):
+            in_chroot(rootfs, "\n".join(script) + "\n", "installing the roles' packages")
+    finally:
+        policy.unlink(missing_ok=True)
+        resolv.unlink(missing_ok=True)
+        if kept.exists() or kept.is_symlink():
+            kept.rename(resolv)
+
+
 @contextmanager
 def chroot_mounts(rootfs: Path) -> Iterator[None]:
     mounted: list[Path] = []
@@ -152,18 +217,32 @@ def in_chroot(rootfs: Path, script: str, what: str) -> None:
     run(["chroot", str(rootfs), "/bin/sh", "-euc", script], what)
 
 
-def finish_boot_files(rootfs: Path) -> str:
-    """Build the initramfs once, now that every package is in; raspi-firmware's hook then
-    writes kernel, initrd, DTBs, config.txt and cmdline.txt to /boot/firmware."""
+def finish_boot_files(rootfs: Path, cache: Path, use_cache: bool) -> tuple[str, str]:
+    """Build the initramfs once, now that every package is in (or reuse the one an earlier
+    build made from the same inputs: initramfs.py); raspi-firmware's hook then writes kernel,
+    initrd, DTBs, config.txt and cmdline.txt to /boot/firmware. Returns cmdline.txt and how
+    the initramfs was obtained."""
+    key = initramfs.fingerprint(rootfs)
+    reused = use_cache and initramfs.restore(rootfs, cache, key)
+    # Without a rebuild, run what update-initramfs runs after one: the post-update hooks.
+    hooks = "".join(
+        f"run-parts --arg={version} --arg=/boot/initrd.img-{version} /etc/initramfs/post-update.d\n"
+        for version in initramfs.kernel_versions(rootfs)
+    )
     with chroot_mounts(rootfs):
         in_chroot(
             rootfs,
             "rm -f /usr/sbin/update-initramfs\n"
             "dpkg-divert --quiet --local --rename --remove /usr/sbin/update-initramfs\n"
-            "update-initramfs -c -k all\n"
-            "apt-get clean\n",
-            "building the initramfs",
+            + (hooks if reused else "update-initramfs -c -k all\n")
+            + "apt-get clean\n",
+            "writing the boot files" if reused else "building the initramfs",
         )
+    if reused:
+        how = f"initramfs from cache {key} (its inputs are unchanged)"
+    else:
+        initramfs.store(rootfs, cache, key)
+        how = f"initramfs built, cached as {key}"
     firmware = rootfs / "boot/firmware"
     needed = ["start4.elf", "fixup4.dat", "bcm2711-rpi-4-b.dtb", "config.txt", "cmdline.txt"]
     missing = [name for name in needed if not (firmware / name).is_file()]
@@ -175,7 +254,7 @@ def finish_boot_files(rootfs: Path) -> str:
     cmdline = (firmware / "cmdline.txt").read_text().strip()
     if f"root=LABEL={ROOT_LABEL}" not in cmdline:
         raise BuildError(f"cmdline.txt does not boot the root by label: {cmdline}")
-    return cmdline
+    return cmdline, how
 
 
 def tidy(rootfs: Path) -> None:
@@ -224,7 +303,11 @@ def parse_args() -> argparse.Namespace:
         "--extra-vars", "-e", action="append", default=[], help="passed to ansible-playbook"
     )
     parser.add_argument("--url", help="where the .img.xz will be served (Imager repository)")
-    parser.add_argument("--fresh", action="store_true", help="bootstrap again, ignore the cache")
+    parser.add_argument(
+        "--fresh",
+        action="store_true",
+        help="bootstrap and build the initramfs again, ignoring the caches",
+    )
     parser.add_argument("--keep-rootfs", action="store_true", help="keep the root file system tree")
     return parser.parse_args()
 
@@ -238,7 +321,7 @@ def build(args: argparse.Namespace, progress: Progress) -> dict[str, object]:
     with progress.step("setting up the build host"):
         emulator = hostsetup.prepare_build_host()
         progress.say(f"qemu-user-static {emulator}, binfmt qemu-aarch64 registered")
-    with progress.step("bootstrapping Debian bookworm arm64"):
+    with progress.step("bootstrapping Debian bookworm arm64 with the roles' packages"):
         if work.exists():
             # A failed earlier build may have left binds of the host's /dev or /proc here:
             # never delete through them.
@@ -247,7 +330,18 @@ def build(args: argparse.Namespace, progress: Progress) -> dict[str, object]:
             ensure_unmounted(rootfs)
             shutil.rmtree(work)
         work.mkdir(parents=True)
-        progress.say(bootstrap(rootfs, REPO / ".cache/image", use_cache=not args.fresh))
+        cache = REPO / ".cache/image"
+        try:
+            extra = packages.parse_extra_vars(args.extra_vars)
+        except (OSError, ValueError) as error:
+            extra = None
+            progress.say(f"the roles install their packages themselves (extra vars: {error})")
+        if extra is None:
+            progress.say(bootstrap(rootfs, cache, use_cache=not args.fresh))
+        else:
+            groups = packages.install_groups(REPO, {**DEFAULT_VARS, **extra})
+            for line in with_packages(rootfs, cache, not args.fresh, groups):
+                progress.say(line)
     with progress.step("applying the appliance in the chroot"):
         defaults = [f"{key}={value}" for key, value in DEFAULT_VARS.items()]
         extra = [arg for value in [*defaults, *args.extra_vars] for arg in ("-e", value)]
@@ -264,7 +358,9 @@ def build(args: argparse.Namespace, progress: Progress) -> dict[str, object]:
             env={**os.environ, "ANSIBLE_CALLBACKS_ENABLED": "ansible.posix.profile_tasks"},
         )
     with progress.step("building the initramfs and boot files"):
-        progress.say(f"cmdline.txt: {finish_boot_files(rootfs)}")
+        cmdline, how = finish_boot_files(rootfs, REPO / ".cache/image", use_cache=not args.fresh)
+        progress.say(how)
+        progress.say(f"cmdline.txt: {cmdline}")
         tidy(rootfs)
     with progress.step("assembling the SD-card image"):
         ensure_unmounted(rootfs)
