@@ -39,8 +39,8 @@ demo-down: venv engine
 lint: venv collections
 	yamllint --strict .
 	ansible-lint --profile production
-	ruff check molecule admin bench tests image scripts roles dev
-	ruff format --check molecule admin bench tests image scripts roles dev
+	ruff check molecule admin bench tests image scripts roles dev plugins
+	ruff format --check molecule admin bench tests image scripts roles dev plugins
 	shellcheck -x $$(git ls-files -z | xargs -0 awk 'FNR == 1 && FILENAME !~ /\.j2$$/ && /^#!.*(\/|env )(ba|da)?sh/ {print FILENAME} {nextfile}')
 	python scripts/options_reference.py --check
 	mkdocs build --strict --quiet

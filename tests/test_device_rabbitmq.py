@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import json
 import runpy
 from pathlib import Path
 
@@ -23,3 +24,21 @@ def test_the_hash_is_rabbitmqs_salted_sha256() -> None:
 def test_each_hash_has_its_own_salt() -> None:
     hashes = {provision["password_hash"]("same password") for _ in range(8)}
     assert len(hashes) == 8
+
+
+def test_tags_are_read_as_either_form_the_api_answers() -> None:
+    assert provision["tags"](["administrator", "monitoring"]) == {"administrator", "monitoring"}
+    assert provision["tags"]("administrator,monitoring") == {"administrator", "monitoring"}
+    assert provision["tags"]("") == set()
+    assert provision["tags"](None) == set()
+
+
+def test_the_definitions_give_the_administrator_everything_in_its_vhost_only() -> None:
+    document = provision["definitions"]("pi-im", "admin", "correct horse battery")
+    assert document["vhosts"] == [{"name": "pi-im"}]
+    assert document["permissions"] == [
+        {"user": "admin", "vhost": "pi-im", "configure": ".*", "write": ".*", "read": ".*"}
+    ]
+    (user,) = document["users"]
+    assert user["tags"] == ["administrator"]
+    assert "correct horse" not in json.dumps(document)

@@ -67,3 +67,20 @@ def test_its_syslog_socket_is_on_loopback(host) -> None:
     )
     assert "{ok,{{127,0,0,1}," in addresses.replace(" ", ""), addresses
     assert "{0,0,0,0}" not in addresses.replace(" ", ""), addresses
+
+
+def test_provisioning_repairs_what_was_undone_then_changes_nothing(host, netns: list[str]) -> None:
+    """The provisioning checks through the management API; what it finds missing it restores
+    with rabbitmqctl. Undone here on purpose: the administrator's rights, and a guest user."""
+    host.check_output("rabbitmqctl -q clear_permissions -p pi-im admin")
+    host.check_output("rabbitmqctl -q add_user guest guest")
+    repaired = json.loads(host.check_output("/usr/local/sbin/pi-im-rabbitmq-provision"))
+    assert repaired == {
+        "changed": True,
+        "actions": ["imported vhost pi-im and administrator admin", "deleted guest"],
+    }
+    password = secret(host, "rabbitmq-admin-password")
+    result = run_in_netns(netns, password, "amqp", "admin", "pi-im")
+    assert result["received"] == result["sent"]
+    again = json.loads(host.check_output("/usr/local/sbin/pi-im-rabbitmq-provision"))
+    assert again == {"changed": False, "actions": []}

@@ -18,6 +18,7 @@ import sys
 import urllib.error
 import urllib.request
 from pathlib import Path
+from urllib.parse import quote
 
 # Written by the rabbitmq role (vhost, administrator, its secret's name, the management API's
 # URL); the environment variable is for tests.
@@ -34,10 +35,6 @@ def rabbitmqctl(*args: str, stdin: str | None = None) -> str:
     ).stdout
 
 
-def listing(*args: str) -> list[dict[str, object]]:
-    return json.loads(rabbitmqctl(*args, "--formatter", "json") or "[]")
-
-
 def secret(name: str) -> str:
     subprocess.run(["pi-im-secret", "ensure", name], check=True, capture_output=True)
     path = subprocess.run(
@@ -52,15 +49,67 @@ def password_hash(password: str) -> str:
     return base64.b64encode(salt + hashlib.sha256(salt + password.encode()).digest()).decode()
 
 
-def can_log_in(management: str, admin: str, password: str) -> bool:
-    request = urllib.request.Request(f"{management}/api/whoami")
-    token = base64.b64encode(f"{admin}:{password}".encode()).decode()
-    request.add_header("Authorization", f"Basic {token}")
-    try:
-        with urllib.request.urlopen(request, timeout=10) as response:
-            return response.status == 200
-    except urllib.error.HTTPError:
-        return False
+class ManagementApi:
+    """The broker's state as its administrator sees it over the management API on loopback.
+
+    Each `rabbitmqctl` call starts an Erlang node (about a second); these checks are HTTP
+    requests to the running broker, so a device that is already provisioned costs one CLI call.
+    """
+
+    def __init__(self, url: str, user: str, password: str) -> None:
+        self.url = url
+        token = base64.b64encode(f"{user}:{password}".encode()).decode()
+        self.headers = {"Authorization": f"Basic {token}"}
+
+    def get(self, path: str) -> dict[str, object] | None:
+        """The JSON answer, or None for 401/404 (not signed in, no such thing)."""
+        request = urllib.request.Request(self.url + path, headers=self.headers)
+        try:
+            with urllib.request.urlopen(request, timeout=10) as response:
+                return json.loads(response.read())
+        except urllib.error.HTTPError as error:
+            if error.code in (401, 404):
+                return None
+            raise
+        except urllib.error.URLError as error:
+            sys.exit(f"RabbitMQ's management API at {self.url} does not answer: {error.reason}")
+
+    def administers(self, vhost: str, user: str) -> bool:
+        """The user signs in with this password, is tagged administrator, may do all in vhost."""
+        whoami = self.get("/api/whoami")
+        if whoami is None or "administrator" not in tags(whoami.get("tags")):
+            return False
+        rights = self.get(f"/api/permissions/{quote(vhost, safe='')}/{quote(user, safe='')}")
+        return rights is not None and all(rights.get(k) == ".*" for k in PERMISSIONS)
+
+    def has_user(self, user: str) -> bool:
+        return self.get(f"/api/users/{quote(user, safe='')}") is not None
+
+
+PERMISSIONS = ("configure", "write", "read")
+
+
+def tags(value: object) -> set[str]:
+    """RabbitMQ 3.10+ answers a list of tags, older releases one comma-separated string."""
+    if isinstance(value, str):
+        return {tag for tag in value.split(",") if tag}
+    return {str(tag) for tag in value} if isinstance(value, list) else set()
+
+
+def definitions(vhost: str, admin: str, password: str) -> dict[str, object]:
+    return {
+        "users": [
+            {
+                "name": admin,
+                "password_hash": password_hash(password),
+                "hashing_algorithm": "rabbit_password_hashing_sha256",
+                "tags": ["administrator"],
+                "limits": {},
+            }
+        ],
+        "vhosts": [{"name": vhost}],
+        "permissions": [{"user": admin, "vhost": vhost} | dict.fromkeys(PERMISSIONS, ".*")],
+    }
 
 
 def main() -> int:
@@ -68,39 +117,14 @@ def main() -> int:
     vhost, admin = settings["vhost"], settings["admin_user"]
     password = secret(settings["admin_secret"])
     rabbitmqctl("await_startup", "--timeout", "120")
-    subprocess.run(
-        ["rabbitmq-plugins", "--quiet", "is_enabled", "rabbitmq_management"],
-        check=True,
-        capture_output=True,
-    )
+    api = ManagementApi(settings["management_url"], admin, password)
     actions: list[str] = []
 
-    users = {str(user["user"]) for user in listing("list_users")}
-    vhosts = {str(vhost["name"]) for vhost in listing("list_vhosts")}
-    rights = listing("list_permissions", "--vhost", vhost) if vhost in vhosts else []
-    has_rights = any(
-        p["user"] == admin and p["configure"] == p["write"] == p["read"] == ".*" for p in rights
-    )
-    logs_in = can_log_in(settings["management_url"], admin, password)
-    if admin not in users or vhost not in vhosts or not has_rights or not logs_in:
-        definitions = {
-            "users": [
-                {
-                    "name": admin,
-                    "password_hash": password_hash(password),
-                    "hashing_algorithm": "rabbit_password_hashing_sha256",
-                    "tags": ["administrator"],
-                    "limits": {},
-                }
-            ],
-            "vhosts": [{"name": vhost}],
-            "permissions": [
-                {"user": admin, "vhost": vhost, "configure": ".*", "write": ".*", "read": ".*"}
-            ],
-        }
-        rabbitmqctl("import_definitions", "--format", "json", stdin=json.dumps(definitions))
+    if not api.administers(vhost, admin):
+        document = json.dumps(definitions(vhost, admin, password))
+        rabbitmqctl("import_definitions", "--format", "json", stdin=document)
         actions.append(f"imported vhost {vhost} and administrator {admin}")
-    if "guest" in users:
+    if api.has_user("guest"):
         rabbitmqctl("delete_user", "guest")
         actions.append("deleted guest")
 
