@@ -7,13 +7,15 @@ set -euo pipefail
 image=${1:-pi-im-appliance/bookworm-systemd}
 suite=bookworm
 # What a fresh Raspberry Pi OS Lite / Debian install already has: init, Python for
-# Ansible, TLS roots. Everything else is the roles' job.
-packages=systemd-sysv,dbus,python3,python3-apt,ca-certificates,iproute2,procps,sudo
+# Ansible, TLS roots, SSH and sudo (the way site.yml reaches a Pi). Everything else is the
+# roles' job.
+packages=systemd-sysv,dbus,python3,python3-apt,ca-certificates,iproute2,procps,sudo,openssh-server
 
 log() { printf '==> %s\n' "$*" >&2; }
 die() { printf 'error: %s\n' "$*" >&2; exit 1; }
 
-recipe=$(printf '%s|%s' "$suite" "$packages" | sha256sum | cut -c1-12)
+# The tag names this script's content: a changed recipe builds a new image.
+recipe=$(sha256sum "${BASH_SOURCE[0]}" | cut -c1-12)
 tag="$image:$recipe"
 
 if docker image inspect "$tag" >/dev/null 2>&1; then
@@ -30,13 +32,23 @@ if ! command -v mmdebstrap >/dev/null 2>&1; then
   fi
 fi
 
+# Each container makes its own SSH host keys when sshd first starts (Pi OS does the same at
+# first boot); the image carries none. `sshd -t` needs them, so it runs after.
+export ssh_host_keys='[Service]
+ExecStartPre=
+ExecStartPre=/usr/bin/ssh-keygen -A
+ExecStartPre=/usr/sbin/sshd -t'
+
 log "building $tag from Debian $suite (about a minute)"
 start=$SECONDS
 # The container boots systemd; getty and the udev trigger only slow that down.
-# shellcheck disable=SC2016  # mmdebstrap expands the hooks' "$1" (the root tree), not we.
+# shellcheck disable=SC2016  # mmdebstrap's hooks expand "$1" (the root tree) and the
+# exported $ssh_host_keys, not we.
 mmdebstrap --quiet --variant=minbase --include="$packages" \
   --customize-hook='chroot "$1" systemctl mask getty@tty1.service console-getty.service systemd-udev-trigger.service systemd-firstboot.service >/dev/null 2>&1' \
   --customize-hook='rm -f "$1"/etc/machine-id; touch "$1"/etc/machine-id' \
+  --customize-hook='rm -f "$1"/etc/ssh/ssh_host_*' \
+  --customize-hook='mkdir -p "$1"/etc/systemd/system/ssh.service.d && printf "%s\n" "$ssh_host_keys" >"$1"/etc/systemd/system/ssh.service.d/host-keys.conf' \
   "$suite" - |
   docker import --change 'CMD ["/lib/systemd/systemd"]' --change 'ENV container=docker' - "$tag" >/dev/null
 docker tag "$tag" "$image:latest"

@@ -3,58 +3,9 @@ a configuration ejabberd would reject never replaces the running one."""
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
-from dataclasses import dataclass
-
 import pytest
 
-from conftest import REPO, SCENARIO
-
-
-@dataclass
-class Run:
-    returncode: int
-    stats: dict[str, int]
-    tasks: list[str]
-    messages: str
-
-
-def converge(extra_vars: dict[str, object]) -> Run:
-    """site.yml against the test container, read through the JSON callback (no colours,
-    no folding: what the playbook said, as data)."""
-    env = dict(
-        os.environ,
-        ANSIBLE_CONFIG=str(REPO / "ansible.cfg"),
-        ANSIBLE_STDOUT_CALLBACK="ansible.posix.json",
-        ANSIBLE_LOG_PATH="/dev/null",
-    )
-    command = [
-        "ansible-playbook",
-        "-i",
-        str(SCENARIO / "inventory/hosts.yml"),
-        str(REPO / "playbooks/site.yml"),
-        "-e",
-        json.dumps(extra_vars),
-    ]
-    result = subprocess.run(
-        command, env=env, capture_output=True, text=True, timeout=900, check=False
-    )
-    report = json.loads(result.stdout)
-    tasks = [task for play in report["plays"] for task in play["tasks"]]
-    return Run(
-        returncode=result.returncode,
-        stats=report["stats"]["pi-im-molecule"],
-        tasks=[task["task"]["name"] for task in tasks],
-        # A failed validate: has "failed to validate" as msg and the reason in stderr.
-        messages=" ".join(
-            " ".join(str(outcome.get(key, "")) for key in ("msg", "stderr"))
-            for task in tasks
-            for outcome in task["hosts"].values()
-            if outcome.get("failed")
-        ),
-    )
+from playbook_run import converge
 
 
 @pytest.mark.parametrize(

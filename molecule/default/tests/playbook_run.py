@@ -1,0 +1,59 @@
+"""site.yml run from the host against the test container, its outcome read as data."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from conftest import REPO, SCENARIO
+
+HOST = "pi-im-molecule"
+
+
+@dataclass
+class Run:
+    returncode: int
+    stats: dict[str, int]
+    tasks: list[str]
+    messages: str
+
+
+def converge(extra_vars: dict[str, object], inventories: Sequence[Path] = ()) -> Run:
+    """site.yml against the test container, read through the JSON callback (no colours,
+    no folding: what the playbook said, as data). `inventories` are read after the scenario's
+    own, so their host variables win (another connection to the same device)."""
+    env = dict(
+        os.environ,
+        ANSIBLE_CONFIG=str(REPO / "ansible.cfg"),
+        ANSIBLE_STDOUT_CALLBACK="ansible.posix.json",
+        ANSIBLE_LOG_PATH="/dev/null",
+    )
+    sources = [SCENARIO / "inventory/hosts.yml", *inventories]
+    command = [
+        "ansible-playbook",
+        *(argument for source in sources for argument in ("-i", str(source))),
+        str(REPO / "playbooks/site.yml"),
+        "-e",
+        json.dumps(extra_vars),
+    ]
+    result = subprocess.run(
+        command, env=env, capture_output=True, text=True, timeout=900, check=False
+    )
+    report = json.loads(result.stdout)
+    tasks = [task for play in report["plays"] for task in play["tasks"]]
+    return Run(
+        returncode=result.returncode,
+        stats=report["stats"][HOST],
+        tasks=[task["task"]["name"] for task in tasks],
+        # A failed validate: has "failed to validate" as msg and the reason in stderr.
+        messages=" ".join(
+            " ".join(str(outcome.get(key, "")) for key in ("msg", "stderr"))
+            for task in tasks
+            for outcome in task["hosts"].values()
+            if outcome.get("failed") or outcome.get("unreachable")
+        ),
+    )
