@@ -15,7 +15,7 @@ help:
 	@echo "make bench      load-test the demo (SCENARIO=seed-4000; see bench/README.md)"
 	@echo "make bench-peers / bench-compare   the same against stock ejabberd and Prosody"
 	@echo "make image      build the Pi 4 SD-card image from Debian's archive (root; ~50 min, ~15 with its caches)"
-	@echo "make image-test boot that image under qemu-system-aarch64 and check it (root; ~10 min)"
+	@echo "make image-test boot that image under qemu-system-aarch64 and check it (root; ~15 min)"
 
 venv:
 	@scripts/ensure-venv.sh $(VENV)
