@@ -32,23 +32,15 @@ if ! command -v mmdebstrap >/dev/null 2>&1; then
   fi
 fi
 
-# Each container makes its own SSH host keys when sshd first starts (Pi OS does the same at
-# first boot); the image carries none. `sshd -t` needs them, so it runs after.
-export ssh_host_keys='[Service]
-ExecStartPre=
-ExecStartPre=/usr/bin/ssh-keygen -A
-ExecStartPre=/usr/sbin/sshd -t'
-
 log "building $tag from Debian $suite (about a minute)"
 start=$SECONDS
 # The container boots systemd; getty and the udev trigger only slow that down.
-# shellcheck disable=SC2016  # mmdebstrap's hooks expand "$1" (the root tree) and the
-# exported $ssh_host_keys, not we.
+# No SSH host keys in the image: the base role's first-boot step makes each container's own.
+# shellcheck disable=SC2016  # mmdebstrap expands the hooks' "$1" (the root tree), not we.
 mmdebstrap --quiet --variant=minbase --include="$packages" \
   --customize-hook='chroot "$1" systemctl mask getty@tty1.service console-getty.service systemd-udev-trigger.service systemd-firstboot.service >/dev/null 2>&1' \
   --customize-hook='rm -f "$1"/etc/machine-id; touch "$1"/etc/machine-id' \
   --customize-hook='rm -f "$1"/etc/ssh/ssh_host_*' \
-  --customize-hook='mkdir -p "$1"/etc/systemd/system/ssh.service.d && printf "%s\n" "$ssh_host_keys" >"$1"/etc/systemd/system/ssh.service.d/host-keys.conf' \
   "$suite" - |
   docker import --change 'CMD ["/lib/systemd/systemd"]' --change 'ENV container=docker' - "$tag" >/dev/null
 docker tag "$tag" "$image:latest"

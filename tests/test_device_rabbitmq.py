@@ -26,13 +26,6 @@ def test_each_hash_has_its_own_salt() -> None:
     assert len(hashes) == 8
 
 
-def test_tags_are_read_as_either_form_the_api_answers() -> None:
-    assert provision["tags"](["administrator", "monitoring"]) == {"administrator", "monitoring"}
-    assert provision["tags"]("administrator,monitoring") == {"administrator", "monitoring"}
-    assert provision["tags"]("") == set()
-    assert provision["tags"](None) == set()
-
-
 def test_the_definitions_give_the_administrator_everything_in_its_vhost_only() -> None:
     document = provision["definitions"]("pi-im", "admin", "correct horse battery")
     assert document["vhosts"] == [{"name": "pi-im"}]

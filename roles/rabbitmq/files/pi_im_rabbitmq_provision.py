@@ -49,6 +49,9 @@ def password_hash(password: str) -> str:
     return base64.b64encode(salt + hashlib.sha256(salt + password.encode()).digest()).decode()
 
 
+PERMISSIONS = ("configure", "write", "read")
+
+
 class ManagementApi:
     """The broker's state as its administrator sees it over the management API on loopback.
 
@@ -77,23 +80,13 @@ class ManagementApi:
     def administers(self, vhost: str, user: str) -> bool:
         """The user signs in with this password, is tagged administrator, may do all in vhost."""
         whoami = self.get("/api/whoami")
-        if whoami is None or "administrator" not in tags(whoami.get("tags")):
+        if whoami is None or "administrator" not in whoami.get("tags", []):
             return False
         rights = self.get(f"/api/permissions/{quote(vhost, safe='')}/{quote(user, safe='')}")
         return rights is not None and all(rights.get(k) == ".*" for k in PERMISSIONS)
 
     def has_user(self, user: str) -> bool:
         return self.get(f"/api/users/{quote(user, safe='')}") is not None
-
-
-PERMISSIONS = ("configure", "write", "read")
-
-
-def tags(value: object) -> set[str]:
-    """RabbitMQ 3.10+ answers a list of tags, older releases one comma-separated string."""
-    if isinstance(value, str):
-        return {tag for tag in value.split(",") if tag}
-    return {str(tag) for tag in value} if isinstance(value, list) else set()
 
 
 def definitions(vhost: str, admin: str, password: str) -> dict[str, object]:
