@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
 
-.PHONY: help venv engine base-image host-packages collections demo demo-down lint test bench bench-peers bench-compare bench-tuning bench-accounts-remove image image-test clean
+.PHONY: help venv engine base-image base-image-bookworm host-packages collections demo demo-down lint test bench bench-peers bench-compare bench-tuning bench-accounts-remove image image-test clean
 
 help:
 	@echo "make demo       run the appliance in a local container standing in for a Pi"
@@ -23,8 +23,12 @@ venv:
 engine:
 	@scripts/ensure-docker.sh
 
+# Debian trixie, the primary target; bookworm for the Molecule scenario that keeps it working.
 base-image: engine
-	@scripts/build-base-image.sh
+	@scripts/build-base-image.sh trixie
+
+base-image-bookworm: engine
+	@scripts/build-base-image.sh bookworm
 
 # Offline: the pinned `ansible` wheel bundles every collection requirements.yml asks for.
 collections: venv
@@ -48,7 +52,7 @@ lint: venv collections
 host-packages:
 	@scripts/ensure-host-packages.sh chromium dosfstools mtools fdisk
 
-test: lint base-image host-packages
+test: lint base-image base-image-bookworm host-packages
 	pytest -q tests
 	rm -rf build/test-results
 	molecule test --all || { python scripts/failed_tests.py build/test-results; exit 1; }

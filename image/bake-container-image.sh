@@ -15,11 +15,11 @@ log() { printf '==> [%4ds] %s\n' "$SECONDS" "$*" >&2; }
 work=$(mktemp -d /var/tmp/pi-im-bake.XXXXXX)
 trap 'rm -rf "$work"' EXIT
 
-log "bootstrapping Debian bookworm (amd64) into $work/rootfs"
+log "bootstrapping Debian trixie (amd64) into $work/rootfs"
 # shellcheck disable=SC2016  # mmdebstrap expands the hook's "$1" (the root tree), not we.
 mmdebstrap --quiet --variant=minbase --include="$packages" \
   --customize-hook='chroot "$1" systemctl mask getty@tty1.service console-getty.service systemd-udev-trigger.service systemd-firstboot.service >/dev/null 2>&1' \
-  bookworm "$work/rootfs"
+  trixie "$work/rootfs"
 
 "$here/chroot-apply.sh" "$work/rootfs" "$@"
 

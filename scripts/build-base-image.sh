@@ -1,11 +1,16 @@
 #!/usr/bin/env bash
-# Build the local stand-in for a Raspberry Pi: a Debian bookworm root filesystem with
-# systemd as init, made from Debian's archive (no registry is needed) and imported into
-# Docker. Skips the build when an image of the same recipe is already there.
+# Build the local stand-in for a Raspberry Pi: a Debian root filesystem with systemd as
+# init, made from Debian's archive (no registry is needed) and imported into Docker as
+# pi-im-appliance/<suite>-systemd. Skips the build when an image of the same recipe is
+# already there. Usage: build-base-image.sh [trixie|bookworm] (default trixie).
 set -euo pipefail
 
-image=${1:-pi-im-appliance/bookworm-systemd}
-suite=bookworm
+suite=${1:-trixie}
+case $suite in
+  trixie | bookworm) ;;
+  *) printf 'error: unsupported Debian release %s (trixie or bookworm)\n' "$suite" >&2; exit 2 ;;
+esac
+image=pi-im-appliance/$suite-systemd
 # What a fresh Raspberry Pi OS Lite / Debian install already has: init, Python for
 # Ansible, TLS roots, SSH and sudo (the way site.yml reaches a Pi). Everything else is the
 # roles' job.
@@ -15,7 +20,7 @@ log() { printf '==> %s\n' "$*" >&2; }
 die() { printf 'error: %s\n' "$*" >&2; exit 1; }
 
 # The tag names this script's content: a changed recipe builds a new image.
-recipe=$(sha256sum "${BASH_SOURCE[0]}" | cut -c1-12)
+recipe=$( { cat "${BASH_SOURCE[0]}"; echo "$suite"; } | sha256sum | cut -c1-12)
 tag="$image:$recipe"
 
 if docker image inspect "$tag" >/dev/null 2>&1; then

@@ -32,7 +32,7 @@ class Device:
         self.packages("ejabberd 23.01-3+deb12u1", "erlang-base 1:25.2.3+dfsg-1")
         settings = {
             "MODULES_DIR": self.modules,
-            "MODULES_WRITTEN_FOR": "23.01",
+            "MODULES_WRITTEN_FOR": "23.01 24.12",
             "PACKAGE_EBIN": root / "ejabberd-*/ebin",
         }
         self.settings = root / "ejabberd.env"
@@ -85,8 +85,10 @@ def test_a_newer_source_is_compiled_alone(device: Device) -> None:
     [
         ("ejabberd 23.01-3+deb12u2", "erlang-base 1:25.2.3+dfsg-1"),
         ("ejabberd 23.01-3+deb12u1", "erlang-base 1:25.3.2+dfsg-1"),
+        # The move from bookworm to trixie: the other release the modules were written for.
+        ("ejabberd 24.12-3+deb13u2", "erlang-base 1:27.3.4.1+dfsg-1"),
     ],
-    ids=["ejabberd-update", "erlang-update"],
+    ids=["ejabberd-update", "erlang-update", "trixie"],
 )
 def test_a_package_update_rebuilds_every_module(device: Device, packages: tuple[str, str]) -> None:
     device.compiled()
@@ -108,8 +110,8 @@ def test_a_failed_build_is_tried_again_in_full(device: Device) -> None:
 
 def test_another_ejabberd_release_is_refused(device: Device) -> None:
     device.compiled()
-    device.packages("ejabberd 24.12-1", "erlang-base 1:27.3+dfsg-1")
+    device.packages("ejabberd 25.03-1", "erlang-base 1:27.3+dfsg-1")
     done = device.build()
     assert done.returncode == 3
-    assert "written for ejabberd 23.01, not 24.12" in done.stderr
+    assert "written for ejabberd 23.01 24.12, not 25.03" in done.stderr
     assert (device.modules / "ebin/mod_a.beam").read_text() == "beam of mod_a\n"

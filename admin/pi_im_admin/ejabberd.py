@@ -11,6 +11,14 @@ import httpx
 
 from .errors import Conflict, NotFound, Problem, Unavailable
 
+# The API version each command is asked in, so both releases the appliance runs on (ejabberd
+# 23.01 and 24.12) take the same arguments and answer alike: version 1 is every command's
+# original form on both (24.12's default is its newest: kick_user answers a text, set_room_
+# affiliation takes a user and a host), answered without 23.01's {"name": value} wrapping;
+# srg_create's version 1 (24.02) takes a list of groups to display, its version 0 one name.
+API_VERSION = 1
+API_VERSIONS = {"srg_create": 0}
+
 
 def _number(result: Any) -> int:
     """Integer results come bare or wrapped in a one-key object ({"stat": 3})."""
@@ -50,7 +58,8 @@ class Ejabberd:
 
     async def call(self, command: str, **args: Any) -> Any:
         try:
-            response = await self._http.post(command, json=args)
+            version = API_VERSIONS.get(command, API_VERSION)
+            response = await self._http.post(f"{command}/v{version}", json=args)
         except httpx.HTTPError as error:
             raise Unavailable(f"ejabberd did not answer ({error.__class__.__name__}).") from error
         if response.status_code >= 500:

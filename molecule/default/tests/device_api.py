@@ -12,6 +12,8 @@ from pathlib import Path
 from pi_im_admin.ejabberd import trusting
 
 # The device secret holding each account's password.
+# As the console asks (admin/pi_im_admin/ejabberd.py): the forms of both ejabberd releases.
+API_VERSION = 1
 SECRETS = {"pi-im-console": "ejabberd-api-password", "admin": "ejabberd-admin-password"}
 
 
@@ -24,7 +26,7 @@ def call(host, domain: str, command: str, body: dict[str, str], user: str = "pi-
         f'"{user}@{domain}:$pw" | curl -sS -K - -w "\\n%{{http_code}}" '
         f"--cacert /etc/ejabberd/tls/device.pem --resolve {domain}:5281:127.0.0.1 "
         f"-H 'Content-Type: application/json' -d {shlex.quote(json.dumps(body))} "
-        f"https://{domain}:5281/api/{command}"
+        f"https://{domain}:5281/api/{command}/v{API_VERSION}"
     )
 
 

@@ -12,7 +12,8 @@ from conftest import REPO
 
 MODULES = REPO / "roles/ejabberd/files/ejabberd_modules"
 BUILT = "/usr/local/lib/pi-im/pi_im_ejabberd/ebin"
-COPY = "/tmp/pi-im-ejabberd-modules"
+# Not /tmp: trixie mounts a tmpfs there, which `docker cp` (into the container's own files) misses.
+COPY = "/var/tmp/pi-im-ejabberd-modules"
 
 
 @pytest.fixture(scope="module")

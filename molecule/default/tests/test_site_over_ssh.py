@@ -65,7 +65,9 @@ def test_site_over_ssh_as_a_sudoer_changes_nothing(host, ssh_inventory: Path) ->
     assert run.stats["failures"] == 0
     assert run.stats["changed"] == 0
     journal = "journalctl --no-pager -o cat --since %s _COMM=%s"
-    assert f"Accepted publickey for {USER} from" in host.check_output(journal, since, "sshd")
+    # OpenSSH 9.8 and later (trixie) log the login from its per-connection sshd-session.
+    logins = host.check_output(journal + " + _COMM=sshd", since, "sshd-session")
+    assert f"Accepted publickey for {USER} from" in logins
     # Each step ran as root through sudo, in the Python the playbook names for the device.
     sudo = host.check_output(journal, since, "sudo")
     assert f"{USER} : " in sudo

@@ -3,7 +3,9 @@
 
 Runs on the device (from Ansible today, from the first-boot unit when baked into an image).
 The password is generated here and reaches the broker as a salted hash through
-`rabbitmqctl import_definitions` on standard input: it never appears on a command line.
+`rabbitmqctl import_definitions` from a file only the broker's user can read, removed at
+once: it never appears on a command line. (RabbitMQ 4.0's CLI hangs reading definitions
+from standard input when run through Debian's `su` wrapper.)
 Prints one JSON object: {"changed": bool, "actions": [...]}.
 """
 
@@ -13,8 +15,10 @@ import base64
 import hashlib
 import json
 import os
+import pwd
 import subprocess
 import sys
+import tempfile
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -25,14 +29,24 @@ from urllib.parse import quote
 SETTINGS = Path(os.environ.get("PI_IM_RABBITMQ_SETTINGS", "/etc/pi-im/rabbitmq.json"))
 
 
-def rabbitmqctl(*args: str, stdin: str | None = None) -> str:
+def rabbitmqctl(*args: str) -> str:
     return subprocess.run(
         ["rabbitmqctl", "--quiet", *args],
-        input=stdin,
+        stdin=subprocess.DEVNULL,
         capture_output=True,
         text=True,
         check=True,
     ).stdout
+
+
+def import_definitions(document: str) -> None:
+    """Through a file readable by the broker's user alone (rabbitmqctl runs as that user)."""
+    broker = pwd.getpwnam("rabbitmq")
+    with tempfile.NamedTemporaryFile("w", prefix="pi-im-definitions.", suffix=".json") as file:
+        os.fchown(file.fileno(), broker.pw_uid, broker.pw_gid)
+        file.write(document)
+        file.flush()
+        rabbitmqctl("import_definitions", file.name)
 
 
 def secret(name: str) -> str:
@@ -115,7 +129,7 @@ def main() -> int:
 
     if not api.administers(vhost, admin):
         document = json.dumps(definitions(vhost, admin, password))
-        rabbitmqctl("import_definitions", "--format", "json", stdin=document)
+        import_definitions(document)
         actions.append(f"imported vhost {vhost} and administrator {admin}")
     if api.has_user("guest"):
         rabbitmqctl("delete_user", "guest")

@@ -73,8 +73,9 @@ queue_one_group(User, Bad) ->
                        _ -> [Body]
                    end,
         Pkt = {xmlel, <<"message">>, [{<<"type">>, <<"chat">>}], Children},
-        Me ! {stored, N, mod_mam_sql_grouped:store(Pkt, Host, {User, Host}, chat, Peer, <<>>,
-                                                   recv, erlang:system_time(microsecond) + N)}
+        Me ! {stored, N, store(mod_mam_sql_grouped,
+                               [Pkt, Host, {User, Host}, chat, Peer, <<>>, recv,
+                                erlang:system_time(microsecond) + N], <<>>)}
     end,
     Bad == refused_by_sqlite andalso
         ({updated, _} = ejabberd_sql:sql_query(
@@ -119,21 +120,26 @@ rows_as_ejabberd_writes(Theirs, Ours) ->
     Peer = jid:decode(<<"Peer@", Host/binary, "/Phone 'one'">>),
     Text = <<"caf", 16#e9/utf8, " ", 16#1F642/utf8, " it's \"quoted\"\nline two">>,
     Messages = [
-        {chat, <<>>, <<"<message xmlns='jabber:client' type='chat' id='q1'><body>",
-                       Text/binary, " &amp; &lt;tag&gt;</body></message>">>},
-        {chat, <<>>, <<"<message xmlns='jabber:client' type='chat'><subject>no body"
-                       "</subject></message>">>},
-        {groupchat, <<"O'Brien">>, <<"<message xmlns='jabber:client' type='groupchat'>"
-                                     "<body>to the room</body></message>">>}],
+        {chat, <<>>, <<"o'1">>,
+         <<"<message xmlns='jabber:client' type='chat' id='q1'><body>", Text/binary,
+           " &amp; &lt;tag&gt;</body><origin-id xmlns='urn:xmpp:sid:0' id='o&apos;1'/>"
+           "</message>">>},
+        {chat, <<>>, <<>>, <<"<message xmlns='jabber:client' type='chat'><subject>no body"
+                             "</subject></message>">>},
+        {groupchat, <<"O'Brien">>, <<"o3">>,
+         <<"<message xmlns='jabber:client' type='groupchat'><body>to the room</body>"
+           "<origin-id xmlns='urn:xmpp:sid:0' id='o3'/></message>">>}],
     TS = erlang:system_time(microsecond),
     Write = fun(Mod, User) ->
-        [Mod:store(fxml_stream:parse_element(X), Host, {User, Host}, Type, Peer, Nick, recv,
-                   TS + I) || {I, {Type, Nick, X}} <- lists:enumerate(Messages)]
+        [store(Mod, [fxml_stream:parse_element(X), Host, {User, Host}, Type, Peer, Nick, recv,
+                     TS + I], OriginID)
+         || {I, {Type, Nick, OriginID, X}} <- lists:enumerate(Messages)]
     end,
+    OriginIDColumn = case origin_id_column() of true -> <<", origin_id">>; false -> <<>> end,
     Read = fun(User) ->
         {selected, _, Rows} = ejabberd_sql:sql_query(Host, [[
-            <<"select username, timestamp, peer, bare_peer, xml, txt, kind, nick from archive "
-              "where username in (">>, quoted(User), <<", ">>,
+            <<"select username, timestamp, peer, bare_peer, xml, txt, kind, nick">>,
+            OriginIDColumn, <<" from archive where username in (">>, quoted(User), <<", ">>,
             quoted(<<User/binary, "@", Host/binary>>), <<") order by timestamp">>]]),
         [[binary:replace(Owner, User, <<"USER">>) | Rest] || [Owner | Rest] <- Rows]
     end,
@@ -179,10 +185,10 @@ store_aged_copies(User) ->
     Peer = jid:decode(<<"peer@", Host/binary, "/phone">>),
     Now = erlang:system_time(microsecond),
     Ages = [{<<"old">>, 10 * 365 * 86400 * 1000000}, {<<"new">>, 0}],
-    [mod_mam_sql_grouped:store(
-         {xmlel, <<"message">>, [{<<"type">>, <<"chat">>}],
-          [{xmlel, <<"body">>, [], [{xmlcdata, Body}]}]},
-         Host, {User, Host}, chat, Peer, <<>>, recv, Now - Age)
+    [store(mod_mam_sql_grouped,
+           [{xmlel, <<"message">>, [{<<"type">>, <<"chat">>}],
+             [{xmlel, <<"body">>, [], [{xmlcdata, Body}]}]},
+            Host, {User, Host}, chat, Peer, <<>>, recv, Now - Age], <<>>)
      || {Body, Age} <- Ages]
     ++ [mod_mam_sql_grouped:flush(Host)].
 
@@ -215,3 +221,15 @@ offline_set(_User, restart) ->
 
 offline_set() ->
     gen_mod:get_module_proc(host(), mod_offline_sql_known_users).
+
+%% A store as this ejabberd's mod_mam calls it: store/8 (23.01), or store/10 (24.12) with
+%% the message's origin-id and no retraction.
+store(Mod, Args, OriginID) ->
+    case origin_id_column() of
+        true -> apply(Mod, store, Args ++ [OriginID, false]);
+        false -> apply(Mod, store, Args)
+    end.
+
+origin_id_column() ->
+    {module, mod_mam_sql} = code:ensure_loaded(mod_mam_sql),
+    erlang:function_exported(mod_mam_sql, store, 10).

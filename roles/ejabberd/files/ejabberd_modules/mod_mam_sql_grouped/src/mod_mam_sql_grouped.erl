@@ -1,6 +1,6 @@
 %% Message archive (XEP-0313) in ejabberd's SQLite database, with group commit.
 %%
-%% ejabberd 23.01 archives every one-to-one message twice (sender's and
+%% ejabberd (23.01 and 24.12) archives every one-to-one message twice (sender's and
 %% recipient's copy) and runs each INSERT as its own SQLite transaction on
 %% its one SQL connection: a commit (WAL append + fdatasync), a statement to
 %% parse and two round trips to the driver's thread per copy. Here every
@@ -22,7 +22,7 @@
 %%   from history (the clients have it); a clean stop writes every queued
 %%   copy first (terminate/2), and history reads and user removal wait for
 %%   the copies queued before them, so a reader sees every message delivered
-%%   before it asked. mod_mam ignores what store/8 answers (a failed write
+%%   before it asked. mod_mam ignores what store answers (a failed write
 %%   never held a message back), so waiting only ever bought that window.
 %% - true: the recipient's session waits for the commit holding its copy
 %%   before delivering. The sender's copy of a chat to a user of the same
@@ -50,6 +50,12 @@
 %%
 %% The why and the measurements: docs/decisions/0005, 0006, 0007 and 0009.
 %%
+%% ejabberd 24.12 calls store/10 (the message's origin-id, kept in the
+%% archive's origin_id column, and whether it retracts an earlier message);
+%% 23.01 calls store/8 and its archive has no such column. A retraction
+%% deletes the retracted copy first: it waits for the queued copies (the one
+%% it retracts may be among them) and is written by mod_mam_sql itself.
+%%
 %% Everything else (queries, preferences, removal, expiry) is mod_mam_sql's.
 %% Enabled by `mod_mam: db_type: sql_grouped` (ejabberd finds the backend
 %% as mod_mam_<db_type>) with `sql_type: sqlite`.
@@ -61,7 +67,7 @@
 
 %% mod_mam backend
 -export([init/2, remove_user/2, remove_room/3, delete_old_messages/3,
-         extended_fields/0, store/8, write_prefs/4, get_prefs/2, select/7,
+         extended_fields/0, store/8, store/10, write_prefs/4, get_prefs/2, select/7,
          export/1, remove_from_archive/3, is_empty_for_user/2,
          is_empty_for_room/3, select_with_mucsub/6,
          delete_old_messages_batch/4, count_messages_to_delete/3]).
@@ -112,8 +118,19 @@ start_writer(Host, Opts) ->
                   [{local, proc(Host)}, ?MODULE, [Host, Opts],
                    ejabberd_config:fsm_limit_opts([])]}}).
 
+%% ejabberd 23.01.
 store(Pkt, LServer, US, Type, Peer, Nick, Dir, TS) ->
-    Args = [Pkt, LServer, US, Type, Peer, Nick, Dir, TS],
+    store_copy([Pkt, LServer, US, Type, Peer, Nick, Dir, TS]).
+
+%% ejabberd 24.12.
+store(Pkt, LServer, US, Type, Peer, Nick, Dir, TS, OriginID, false) ->
+    store_copy([Pkt, LServer, US, Type, Peer, Nick, Dir, TS, OriginID, false]);
+store(Pkt, LServer, US, Type, Peer, Nick, Dir, TS, OriginID, {true, _} = Retract) ->
+    flush(LServer),
+    store_one([Pkt, LServer, US, Type, Peer, Nick, Dir, TS, OriginID, Retract]).
+
+%% Args: store/8's or store/10's arguments.
+store_copy([_Pkt, LServer, _US, Type, Peer, _Nick, Dir | _] = Args) ->
     case whereis(proc(LServer)) of
         undefined ->
             %% Writer not running (host starting or stopping): write alone.
@@ -221,7 +238,7 @@ delete_old_messages(ServerHost, TimeStamp, Type) ->
 %%%===================================================================
 %%% gen_mod: `modules: mod_mam_sql_grouped: {wait_for_disk: Bool, ...}`.
 %%% The writer belongs to the backend (mod_mam starts it), so there is
-%%% nothing else to start or stop; store/8 reads `wait_for_disk` on every
+%%% nothing else to start or stop; a store reads `wait_for_disk` on every
 %%% copy, and a config reload sets the connection's options again, so both
 %%% take effect at once. The options belong to the connection, not to the
 %%% writer: ejabberd starts its SQL connections before any module (host_up
@@ -329,8 +346,9 @@ commit(Group, #state{host = Host} = State) ->
     NewSchema = ejabberd_sql:use_new_schema(),
     Rows = [answered(fun() -> row(NewSchema, CompressXML, Args) end)
             || {_, {CompressXML, Args}} <- Group],
+    Columns = columns(NewSchema, origin_id_column()),
     lists:foreach(fun({{Caller, _}, Result}) -> reply(Caller, Result) end,
-                  lists:zip(Group, write(Host, NewSchema, Rows))),
+                  lists:zip(Group, write(Host, Columns, Rows))),
     N = length(Group),
     State#state{last_commit = erlang:monotonic_time(millisecond),
                 stores = State#state.stores + N,
@@ -359,12 +377,12 @@ queued_stores(Room) ->
 
 %% Rows are {ok, Row} or the error building it met; the answer is one
 %% result per copy, in order: ok, or why that copy is not archived.
-write(Host, NewSchema, Rows) ->
+write(Host, Columns, Rows) ->
     EachBuilt = fun(Write) ->
                         [case R of {ok, Row} -> Write(Row); Error -> Error end
                          || R <- Rows]
                 end,
-    case insert(Host, NewSchema, [Row || {ok, Row} <- Rows]) of
+    case insert(Host, Columns, [Row || {ok, Row} <- Rows]) of
         ok ->
             EachBuilt(fun(_Row) -> ok end);
         {error, Reason} ->
@@ -372,18 +390,25 @@ write(Host, NewSchema, Rows) ->
             %% alone, so one the database refuses costs only that copy.
             logger:error("Archive group of ~B refused (~p): writing each copy "
                          "alone", [length(Rows), Reason]),
-            EachBuilt(fun(Row) -> insert(Host, NewSchema, [Row]) end)
+            EachBuilt(fun(Row) -> insert(Host, Columns, [Row]) end)
     end.
 
-insert(_Host, _NewSchema, []) ->
+%% The archive's columns a row fills, in row/3's order.
+columns(NewSchema, OriginID) ->
+    lists:join(<<", ">>,
+               [<<"username">>] ++ [<<"server_host">> || NewSchema]
+               ++ [<<"timestamp">>, <<"peer">>, <<"bare_peer">>, <<"xml">>, <<"txt">>,
+                   <<"kind">>, <<"nick">>]
+               ++ [<<"origin_id">> || OriginID]).
+
+%% The archive has an origin_id column where mod_mam_sql writes one (24.12): the
+%% copies a node stores all come through the same mod_mam, so all rows have it.
+origin_id_column() ->
+    erlang:function_exported(mod_mam_sql, store, 10).
+
+insert(_Host, _Columns, []) ->
     ok;
-insert(Host, NewSchema, Rows) ->
-    Columns = case NewSchema of
-                  true -> <<"username, server_host, timestamp, peer, bare_peer, "
-                            "xml, txt, kind, nick">>;
-                  false -> <<"username, timestamp, peer, bare_peer, "
-                             "xml, txt, kind, nick">>
-              end,
+insert(Host, Columns, Rows) ->
     Query = [<<"INSERT INTO archive (">>, Columns, <<") VALUES ">>,
              lists:join($,, Rows)],
     case ejabberd_sql:sql_query(Host, [Query]) of
@@ -392,9 +417,9 @@ insert(Host, NewSchema, Rows) ->
         Other -> {error, Other}
     end.
 
-%% A copy's row as mod_mam_sql:store/8 (23.01) fills it, as an SQL literal
-%% tuple.
-row(NewSchema, CompressXML, [Pkt, LServer, {LUser, LHost}, Type, Peer, Nick, _Dir, TS]) ->
+%% A copy's row as mod_mam_sql:store/8 (23.01) or store/10 (24.12) fills it, as
+%% an SQL literal tuple.
+row(NewSchema, CompressXML, [Pkt, LServer, {LUser, LHost}, Type, Peer, Nick, _Dir, TS | Rest]) ->
     LPeer = jid:encode(jid:tolower(Peer)),
     Owner = case Type of
                 chat -> LUser;
@@ -414,7 +439,8 @@ row(NewSchema, CompressXML, [Pkt, LServer, {LUser, LHost}, Type, Peer, Nick, _Di
             XML,
             fxml:get_subtag_cdata(Pkt, <<"body">>),
             misc:atom_to_binary(Type),
-            Nick],
+            Nick]
+        ++ [OriginID || [OriginID, _Retract] <- [Rest]],
     {ok, iolist_to_binary([$(, lists:join($,, [literal(T) || T <- Texts]), $)])}.
 
 %% What ejabberd_sql:to_string_literal(sqlite, S) makes (quotes doubled), by

@@ -75,3 +75,11 @@ bodiless_row_test() ->
     {ok, Row} = mod_mam_sql_grouped:row(false, false, Args),
     ?assertMatch(<<_/binary>>, Row),
     ?assertNotEqual(nomatch, binary:match(Row, <<"</message>','','chat','')">>)).
+
+%% ejabberd 24.12's store/10 adds the message's origin-id: the row's last column.
+origin_id_row_test() ->
+    Peer = jid:decode(<<"bob@chat.example.org/phone">>),
+    Args8 = [message(<<"hi">>), ?HOST, {<<"alice">>, ?HOST}, chat, Peer, <<>>, recv, 7],
+    {ok, Row8} = mod_mam_sql_grouped:row(false, false, Args8),
+    {ok, Row10} = mod_mam_sql_grouped:row(false, false, Args8 ++ [<<"o'1">>, false]),
+    ?assertEqual(<<(binary:part(Row8, 0, byte_size(Row8) - 1))/binary, ",'o''1')">>, Row10).
