@@ -1,4 +1,4 @@
-"""SCRAM (RFC 5802 / RFC 7677) for both ends of the benchmark.
+"""SCRAM (RFC 5802 / RFC 7677) for both ends of the benchmark, and FAST tokens (XEP-0484).
 
 The client side keeps the salted password per account, as real clients do after their
 first login: logging in then costs a few HMACs, not 4,096 PBKDF2 rounds, so the load the
@@ -15,10 +15,19 @@ import hmac
 import secrets
 from dataclasses import dataclass, field
 
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes
+
 #: Mechanism name -> hashlib name, strongest first (the order a client prefers).
 MECHANISMS = {"SCRAM-SHA-256": "sha256", "SCRAM-SHA-1": "sha1"}
+#: The same with channel binding (RFC 5802 section 6): the exchange is tied to this TLS
+#: connection, so a man in the middle holding another certificate cannot relay it.
+PLUS_MECHANISMS = {f"{name}-PLUS": digest for name, digest in MECHANISMS.items()}
 ITERATIONS = 4096
 GS2_HEADER = "n,,"
+#: The FAST mechanism the benchmark asks tokens for and logs in with (XEP-0484): no channel
+#: binding, so the server's share of a token login is measured alone.
+FAST_MECHANISM = "HT-SHA-256-NONE"
 
 
 class ScramError(Exception):
@@ -82,9 +91,28 @@ def _saslname(name: str) -> str:
     return name.replace("=", "=3D").replace(",", "=2C")
 
 
+def tls_server_end_point(certificate_der: bytes) -> bytes:
+    """RFC 5929's tls-server-end-point: the server certificate hashed with its own signature
+    hash, SHA-256 in place of MD5 or SHA-1."""
+    algorithm = x509.load_der_x509_certificate(certificate_der).signature_hash_algorithm
+    if algorithm is None or isinstance(algorithm, hashes.MD5 | hashes.SHA1):
+        algorithm = hashes.SHA256()
+    digest = hashes.Hash(algorithm)
+    digest.update(certificate_der)
+    return digest.finalize()
+
+
+@dataclass(frozen=True)
+class ChannelBinding:
+    """A channel-binding type (RFC 5056 name) and this connection's data for it."""
+
+    kind: str
+    data: bytes
+
+
 class ScramClient:
-    """One SCRAM exchange without channel binding (the server offers no -PLUS over STARTTLS
-    that every peer supports alike, so all targets are measured the same way)."""
+    """One SCRAM exchange, with channel binding for the -PLUS mechanisms. The benchmark's
+    load runs without it (every peer it compares supports that alike); the tests bind."""
 
     def __init__(
         self,
@@ -93,19 +121,25 @@ class ScramClient:
         password: str,
         cache: SaltedPasswordCache,
         nonce: str | None = None,
+        binding: ChannelBinding | None = None,
     ):
-        if mechanism not in MECHANISMS:
+        digest = MECHANISMS.get(mechanism) or PLUS_MECHANISMS.get(mechanism)
+        if digest is None:
             raise ScramError(f"unsupported mechanism {mechanism}")
+        if (mechanism in PLUS_MECHANISMS) != (binding is not None):
+            raise ScramError(f"{mechanism} needs channel binding exactly when it ends in -PLUS")
         self.mechanism = mechanism
-        self.digest = MECHANISMS[mechanism]
+        self.digest = digest
         self.password = password
         self.cache = cache
         self.nonce = nonce or secrets.token_urlsafe(18)
         self.first_bare = f"n={_saslname(user)},r={self.nonce}"
+        self.gs2_header = f"p={binding.kind},," if binding else GS2_HEADER
+        self.binding_data = binding.data if binding else b""
         self.server_signature = b""
 
     def first(self) -> bytes:
-        return f"{GS2_HEADER}{self.first_bare}".encode()
+        return f"{self.gs2_header}{self.first_bare}".encode()
 
     def final(self, server_first_raw: bytes) -> bytes:
         server_first = server_first_raw.decode()
@@ -120,7 +154,8 @@ class ScramClient:
         salted = self.cache.get(self.digest, self.password, salt, iterations)
         keys = StoredKeys.derive(self.digest, salted, salt, iterations)
         client_key = hmac.digest(salted, b"Client Key", self.digest)
-        without_proof = f"c={base64.b64encode(GS2_HEADER.encode()).decode()},r={attrs['r']}"
+        channel = base64.b64encode(self.gs2_header.encode() + self.binding_data).decode()
+        without_proof = f"c={channel},r={attrs['r']}"
         auth_message = f"{self.first_bare},{server_first},{without_proof}".encode()
         signature = hmac.digest(keys.stored_key, auth_message, self.digest)
         proof = bytes(a ^ b for a, b in zip(client_key, signature, strict=True))
@@ -133,3 +168,37 @@ class ScramClient:
             raise ScramError(f"server refused: {attrs['e']}")
         if not hmac.compare_digest(base64.b64decode(attrs.get("v", "")), self.server_signature):
             raise ScramError("server signature does not match: not the server holding the keys")
+
+
+@dataclass
+class TokenCache:
+    """A FAST token per account, kept as a client keeps it between logins."""
+
+    tokens: dict[str, bytes] = field(default_factory=dict)
+
+    def get(self, user: str) -> bytes | None:
+        return self.tokens.get(user)
+
+    def put(self, user: str, token: bytes) -> None:
+        self.tokens[user] = token
+
+    def forget(self, user: str) -> None:
+        self.tokens.pop(user, None)
+
+
+class FastClient:
+    """A token login (XEP-0484 HT-SHA-256-*): one HMAC each way, no salted password."""
+
+    def __init__(self, user: str, token: bytes, binding_data: bytes = b""):
+        self.user = user
+        self.token = token
+        self.binding_data = binding_data
+
+    def initial_response(self) -> bytes:
+        proof = hmac.digest(self.token, b"Initiator" + self.binding_data, "sha256")
+        return self.user.encode() + b"\0" + proof
+
+    def verify(self, additional_data: bytes) -> None:
+        expected = hmac.digest(self.token, b"Responder" + self.binding_data, "sha256")
+        if not hmac.compare_digest(additional_data, expected):
+            raise ScramError("server's FAST proof does not match: not the server holding the token")

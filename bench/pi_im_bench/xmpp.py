@@ -1,5 +1,7 @@
 """One benchmark session speaking what real clients speak on the wire: a TCP stream,
-STARTTLS, SASL SCRAM, resource binding, roster, presence, one-to-one chat (RFC 6120/6121).
+STARTTLS, SASL SCRAM, resource binding, roster, presence, one-to-one chat (RFC 6120/6121);
+or, as today's mobile clients do, SASL2 with Bind2 and FAST token logins (XEP-0388, 0386,
+0484), and SCRAM-*-PLUS bound to the TLS connection (tls-server-end-point, RFC 5929).
 
 Raw XML over asyncio streams with expat underneath (XMLPullParser): thousands of these fit
 in one process, where one slixmpp object per session would not.
@@ -12,12 +14,23 @@ import base64
 import contextlib
 import ssl
 import time
+import uuid
 import xml.etree.ElementTree as ET
 from collections.abc import Callable
 from dataclasses import dataclass
 from xml.sax.saxutils import escape, quoteattr
 
-from .scram import MECHANISMS, SaltedPasswordCache, ScramClient, ScramError
+from .scram import (
+    FAST_MECHANISM,
+    MECHANISMS,
+    ChannelBinding,
+    FastClient,
+    SaltedPasswordCache,
+    ScramClient,
+    ScramError,
+    TokenCache,
+    tls_server_end_point,
+)
 
 NS_STREAMS = "http://etherx.jabber.org/streams"
 NS_TLS = "urn:ietf:params:xml:ns:xmpp-tls"
@@ -26,6 +39,10 @@ NS_BIND = "urn:ietf:params:xml:ns:xmpp-bind"
 NS_CLIENT = "jabber:client"
 NS_ROSTER = "jabber:iq:roster"
 NS_PING = "urn:xmpp:ping"
+NS_SASL2 = "urn:xmpp:sasl:2"
+NS_BIND2 = "urn:xmpp:bind:0"
+NS_FAST = "urn:xmpp:fast:0"
+NS_CHANNEL_BINDING = "urn:xmpp:sasl-cb:0"
 READ_CHUNK = 16384
 
 
@@ -44,6 +61,13 @@ class Endpoint:
     domain: str
     tls: ssl.SSLContext
     mechanism: str | None = None  # None: the strongest SCRAM the server offers
+    # SASL2 with Bind2 (no stream restart, no bind round trip); fast: ask for a token at the
+    # first login and log in with it after (needs sasl2).
+    sasl2: bool = False
+    fast: bool = False
+    # For the -PLUS mechanisms: tls-server-end-point (any TLS version) or tls-unique (TLS 1.2
+    # only). Python's ssl module cannot export keying material, so no tls-exporter here.
+    channel_binding: str = "tls-server-end-point"
 
 
 def client_tls_context(cafile: str | None) -> ssl.SSLContext:
@@ -90,10 +114,12 @@ class StreamReader:
         return stanzas
 
 
-def stream_header(domain: str) -> bytes:
+def stream_header(domain: str, sender: str = "") -> bytes:
+    """`sender`: the account's bare JID, which servers want before they offer SASL2."""
+    origin = f" from={quoteattr(sender)}" if sender else ""
     return (
         "<?xml version='1.0'?><stream:stream xmlns='jabber:client' "
-        f"xmlns:stream='{NS_STREAMS}' to={quoteattr(domain)} version='1.0' xml:lang='en'>"
+        f"xmlns:stream='{NS_STREAMS}' to={quoteattr(domain)}{origin} version='1.0' xml:lang='en'>"
     ).encode()
 
 
@@ -104,12 +130,25 @@ class Session:
     """A logged-in client: `login()` once, then `send_chat()`; incoming chat bodies go to
     `on_message(body, received_ns)`."""
 
-    def __init__(self, endpoint: Endpoint, user: str, password: str, cache: SaltedPasswordCache):
+    def __init__(
+        self,
+        endpoint: Endpoint,
+        user: str,
+        password: str,
+        cache: SaltedPasswordCache,
+        tokens: TokenCache | None = None,
+        user_agent: str | None = None,
+    ):
         self.endpoint = endpoint
         self.user = user
         self.password = password
         self.cache = cache
+        self.tokens = tokens if tokens is not None else TokenCache()
+        # FAST ties a token to the client that asked for it (XEP-0388's user-agent id).
+        self.user_agent = user_agent or str(uuid.uuid5(uuid.NAMESPACE_URL, f"pi-im-bench:{user}"))
         self.jid = ""
+        self.mechanism_used = ""
+        self.features: ET.Element | None = None
         self.on_message: MessageHandler | None = None
         self.on_closed: Callable[[Session, SessionError | None], None] | None = None
         self._reader: asyncio.StreamReader | None = None
@@ -138,8 +177,20 @@ class Session:
             await self._writer.start_tls(endpoint.tls, server_hostname=endpoint.domain)
         except (OSError, ssl.SSLError) as error:
             raise SessionError("tls", str(error)) from error
-        features = await self._open_stream()
-        await self._authenticate(features)
+        features = await self._open_stream(identify=endpoint.sasl2)
+        self.features = features
+        if endpoint.sasl2:
+            await self._authenticate_sasl2(features, resource)
+        else:
+            await self._authenticate(features)
+            await self._bind(resource)
+        if roster:
+            self._write(f"<iq type='get' id='roster'><query xmlns='{NS_ROSTER}'/></iq>")
+            await self._result("roster")
+        self._write("<presence/>")
+        self._read_task = asyncio.get_running_loop().create_task(self._read_forever())
+
+    async def _bind(self, resource: str) -> None:
         features = await self._open_stream()
         if features.find(f"{{{NS_BIND}}}bind") is None:
             raise SessionError("bind", "server does not offer resource binding")
@@ -152,30 +203,57 @@ class Session:
         if not jid:
             raise SessionError("bind", "no JID in the bind result")
         self.jid = jid
-        if roster:
-            self._write(f"<iq type='get' id='roster'><query xmlns='{NS_ROSTER}'/></iq>")
-            await self._result("roster")
-        self._write("<presence/>")
-        self._read_task = asyncio.get_running_loop().create_task(self._read_forever())
 
-    async def _open_stream(self) -> ET.Element:
+    async def _open_stream(self, identify: bool = False) -> ET.Element:
         self._stream = StreamReader()
-        self._write_raw(stream_header(self.endpoint.domain))
+        sender = f"{self.user}@{self.endpoint.domain}" if identify else ""
+        self._write_raw(stream_header(self.endpoint.domain, sender))
         features = await self._next("stream")
         if features.tag != f"{{{NS_STREAMS}}}features":
             raise SessionError("stream", f"expected stream features, got {features.tag}")
         return features
 
-    async def _authenticate(self, features: ET.Element) -> None:
-        offered = {m.text for m in features.iter(f"{{{NS_SASL}}}mechanism")}
+    def _choose(self, offered: set[str]) -> str:
         wanted = [self.endpoint.mechanism] if self.endpoint.mechanism else list(MECHANISMS)
         mechanism = next((m for m in wanted if m in offered), None)
         if mechanism is None:
             raise SessionError("auth", f"no common mechanism in {sorted(map(str, offered))}")
+        self.mechanism_used = mechanism
+        return mechanism
+
+    def binding_types(self) -> list[str]:
+        """The channel-binding types the server said it can do (XEP-0440)."""
+        if self.features is None:
+            return []
+        found = self.features.iter(f"{{{NS_CHANNEL_BINDING}}}channel-binding")
+        return [str(binding.get("type")) for binding in found]
+
+    def _scram(self, mechanism: str) -> ScramClient:
+        binding = None
+        if mechanism.endswith("-PLUS"):
+            kind = self.endpoint.channel_binding
+            if kind not in self.binding_types():
+                raise SessionError("auth", f"server does not offer {kind}")
+            binding = ChannelBinding(kind, self._binding_data(kind))
+        return ScramClient(mechanism, self.user, self.password, self.cache, binding=binding)
+
+    def _binding_data(self, kind: str) -> bytes:
+        assert self._writer is not None
+        connection: ssl.SSLObject = self._writer.get_extra_info("ssl_object")
+        if kind == "tls-server-end-point":
+            return tls_server_end_point(connection.getpeercert(binary_form=True) or b"")
+        data = connection.get_channel_binding(kind) if kind == "tls-unique" else None
+        if not data:
+            raise SessionError("auth", f"no {kind} data on this connection")
+        return data
+
+    async def _authenticate(self, features: ET.Element) -> None:
+        offered = {str(m.text) for m in features.iter(f"{{{NS_SASL}}}mechanism")}
+        mechanism = self._choose(offered)
         if mechanism == "PLAIN":
             await self._authenticate_plain()
             return
-        scram = ScramClient(mechanism, self.user, self.password, self.cache)
+        scram = self._scram(mechanism)
         self._write(f"<auth xmlns='{NS_SASL}' mechanism='{mechanism}'>{_b64(scram.first())}</auth>")
         challenge = await self._next("auth")
         self._expect_sasl(challenge, "challenge")
@@ -191,6 +269,68 @@ class Session:
         except ScramError as error:
             raise SessionError("auth", str(error)) from error
 
+    async def _authenticate_sasl2(self, features: ET.Element, resource: str) -> None:
+        """SASL2 with Bind2 inline: one exchange authenticates and binds, no stream restart.
+        With FAST, a known token logs in at once; otherwise SCRAM, asking for a token."""
+        offer = features.find(f"{{{NS_SASL2}}}authentication")
+        if offer is None:
+            raise SessionError("auth", "server does not offer SASL2")
+        inline = (
+            f"<user-agent id={quoteattr(self.user_agent)}><software>pi-im-bench</software>"
+            f"</user-agent><bind xmlns='{NS_BIND2}'><tag>{escape(resource)}</tag></bind>"
+        )
+        token = self.tokens.get(self.user) if self.endpoint.fast else None
+        if token is not None:
+            fast = FastClient(self.user, token)
+            self.mechanism_used = FAST_MECHANISM
+            self._write(
+                f"<authenticate xmlns='{NS_SASL2}' mechanism='{FAST_MECHANISM}'>"
+                f"<initial-response>{_b64(fast.initial_response())}</initial-response>"
+                f"{inline}<fast xmlns='{NS_FAST}'/></authenticate>"
+            )
+            success = await self._sasl2_outcome(fast.verify)
+        else:
+            offered = {str(m.text) for m in offer.findall(f"{{{NS_SASL2}}}mechanism")}
+            scram = self._scram(self._choose(offered))
+            request = (
+                f"<request-token xmlns='{NS_FAST}' mechanism='{FAST_MECHANISM}'/>"
+                if self.endpoint.fast
+                else ""
+            )
+            self._write(
+                f"<authenticate xmlns='{NS_SASL2}' mechanism='{scram.mechanism}'>"
+                f"<initial-response>{_b64(scram.first())}</initial-response>"
+                f"{inline}{request}</authenticate>"
+            )
+            challenge = await self._next("auth")
+            self._expect(challenge, NS_SASL2, "challenge")
+            try:
+                response = scram.final(base64.b64decode(challenge.text or ""))
+            except ScramError as error:
+                raise SessionError("auth", str(error)) from error
+            self._write(f"<response xmlns='{NS_SASL2}'>{_b64(response)}</response>")
+            success = await self._sasl2_outcome(scram.verify)
+        issued = success.find(f"{{{NS_FAST}}}token")
+        if issued is not None and issued.get("token"):
+            self.tokens.put(self.user, str(issued.get("token")).encode())
+        jid = success.findtext(f"{{{NS_SASL2}}}authorization-identifier")
+        if not jid or success.find(f"{{{NS_BIND2}}}bound") is None:
+            raise SessionError("bind", "SASL2 success without a bound resource")
+        self.jid = jid
+
+    async def _sasl2_outcome(self, verify: Callable[[bytes], None]) -> ET.Element:
+        """The server's success, its proof (additional data) checked by `verify`."""
+        outcome = await self._next("auth")
+        if outcome.tag == f"{{{NS_SASL2}}}failure" and self.mechanism_used == FAST_MECHANISM:
+            # An expired or revoked token: the next login uses the password again.
+            self.tokens.forget(self.user)
+        self._expect(outcome, NS_SASL2, "success")
+        try:
+            verify(base64.b64decode(outcome.findtext(f"{{{NS_SASL2}}}additional-data", "")))
+        except ScramError as error:
+            raise SessionError("auth", str(error)) from error
+        return outcome
+
     async def _authenticate_plain(self) -> None:
         """PLAIN (RFC 4616), only to measure what it costs a server that stores SCRAM keys."""
         token = f"\0{self.user}\0{self.password}".encode()
@@ -199,7 +339,11 @@ class Session:
 
     @staticmethod
     def _expect_sasl(element: ET.Element, name: str) -> None:
-        if element.tag != f"{{{NS_SASL}}}{name}":
+        Session._expect(element, NS_SASL, name)
+
+    @staticmethod
+    def _expect(element: ET.Element, namespace: str, name: str) -> None:
+        if element.tag != f"{{{namespace}}}{name}":
             condition = next((child.tag.split("}")[-1] for child in element), element.tag)
             raise SessionError("auth", f"expected {name}, got {condition}")
 
