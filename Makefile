@@ -14,7 +14,7 @@ help:
 	@echo "make lint       yamllint, ansible-lint (production profile), ruff, the docs built strictly"
 	@echo "make upgrade-test  a bookworm appliance, used, upgraded to trixie: nothing lost (~20 min)"
 	@echo "make bench      load-test the demo (SCENARIO=seed-4000; see bench/README.md)"
-	@echo "make bench-peers / bench-compare   the same against stock ejabberd and Prosody"
+	@echo "make bench-peers / bench-compare   the same against stock ejabberd, Prosody and the appliance on bookworm"
 	@echo "make image      build the Pi 4 SD-card image from Debian's archive (root; ~50 min, ~15 with its caches)"
 	@echo "make image-test boot that image under qemu-system-aarch64 and check it (root; ~15 min)"
 
@@ -71,7 +71,7 @@ bench: venv
 	python -m pi_im_bench run $(SCENARIO) --target $(BENCH_TARGET) $(BENCH_OPTIONS)
 
 # Stock Debian ejabberd and Prosody in containers of their own, under the same budget.
-bench-peers: venv collections base-image
+bench-peers: venv collections base-image base-image-bookworm
 	ansible-playbook -i inventory/demo/hosts.yml playbooks/bench-peers.yml
 
 # The appliance (as shipped, and with history off as the peers ship) and both peers in one

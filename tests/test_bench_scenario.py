@@ -48,11 +48,20 @@ def test_override_from_the_command_line():
         ({"traffic": {"seconds": -1}, "login": {"sessions": 10}}, "must not be negative"),
         ({"climb": {"start": 5, "step": 0, "until": 9}}, "climb needs"),
         ({}, "login.sessions is required"),
+        ({"login": {"sessions": 10, "fast": True, "sasl2": False}}, "fast needs login.sasl2"),
+        ({"login": {"sessions": 10, "fast": True, "mechanism": "PLAIN"}}, "not PLAIN"),
     ],
 )
 def test_bad_scenarios_are_refused(data, message):
     with pytest.raises(ScenarioError, match=message):
         scenario.parse(data)
+
+
+def test_fast_logs_in_through_sasl2():
+    fast = scenario.load("reconnect-4000-fast")
+    assert (fast.sasl2, fast.fast) == (True, True)
+    assert (scenario.parse({"login": {"sessions": 2, "fast": True}}).sasl2) is True
+    assert (scenario.load("seed-4000").sasl2, scenario.load("seed-4000").fast) == (False, False)
 
 
 def test_unknown_scenario_names_the_known_ones():

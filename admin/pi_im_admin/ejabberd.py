@@ -16,6 +16,7 @@ from .errors import Conflict, NotFound, Problem, Unavailable
 # original form on both (24.12's default is its newest: kick_user answers a text, set_room_
 # affiliation takes a user and a host), answered without 23.01's {"name": value} wrapping;
 # srg_create's version 1 (24.02) takes a list of groups to display, its version 0 one name.
+# The version goes before the command (/api/v1/stats): 23.01 reads it only from there.
 API_VERSION = 1
 API_VERSIONS = {"srg_create": 0}
 
@@ -59,7 +60,7 @@ class Ejabberd:
     async def call(self, command: str, **args: Any) -> Any:
         try:
             version = API_VERSIONS.get(command, API_VERSION)
-            response = await self._http.post(f"{command}/v{version}", json=args)
+            response = await self._http.post(f"v{version}/{command}", json=args)
         except httpx.HTTPError as error:
             raise Unavailable(f"ejabberd did not answer ({error.__class__.__name__}).") from error
         if response.status_code >= 500:

@@ -46,6 +46,9 @@ class StepResult:
     latency_ms: dict[str, float | None]
     traffic_server_cpu_s: float
     rss_after_traffic_kb: int
+    # How the step's logins authenticated (SCRAM-SHA-1, HT-SHA-256-NONE, ...): a FAST run
+    # shows every one was a token login.
+    login_mechanisms: dict[str, int] = field(default_factory=dict)
     verdict: str = ""
 
 
@@ -61,6 +64,7 @@ class RunResult:
     timeline: list[dict[str, Any]] = field(default_factory=list)
     stopped_because: str = ""
     wall_s: float = 0.0
+    fast_tokens: int | None = None  # FAST runs: the clients that held a token before step 1
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -98,6 +102,7 @@ class Coordinator:
         self.last_printed = 0.0
         self.acks = 0
         self.online: dict[int, list[int]] = {}
+        self.tokens: dict[int, int] = {}
         self.step_label = ""
         context = multiprocessing.get_context("spawn")
         run_id = random.getrandbits(31)
@@ -115,6 +120,8 @@ class Coordinator:
                 cpus=client_cpus,
                 roster=scenario.roster,
                 run_id=run_id,
+                sasl2=scenario.sasl2,
+                fast=scenario.fast,
             )
             ours, theirs = context.Pipe()
             process = context.Process(target=worker.main, args=(spec, theirs), daemon=True)
@@ -165,6 +172,8 @@ class Coordinator:
                     self.acks += 1
                     if "online" in report:
                         self.online[report["worker"]] = report["online"]
+                    if "tokens" in report:
+                        self.tokens[report["worker"]] = report["tokens"]
             if time.monotonic() - self.last_line >= TIMELINE_SECONDS:
                 self.record()
 
@@ -222,6 +231,25 @@ class Coordinator:
 
     # -- steps ---------------------------------------------------------------------------
 
+    def prime(self) -> int:
+        """FAST runs: every account logs in once with its password and gets a token, before
+        anything is measured; the server is then left to settle. Returns the tokens held."""
+        count = len(self.pipes)
+        sessions = self.scenario.max_sessions
+        acks = self.acks
+        self.step_label = "priming FAST tokens"
+        self.send(
+            lambda worker_index: {
+                "op": "prime",
+                "indices": [i for i in range(sessions) if i % count == worker_index],
+                "rate": self.scenario.login_rate / count,
+                "pending": max(1, self.scenario.pending // count),
+            }
+        )
+        self.pump(self.deadline - time.monotonic(), lambda: self.acks >= acks + count)
+        self.probe.settle()
+        return sum(self.tokens.values())
+
     def run_step(self, number: int, step: Step, baseline: ServerSample) -> StepResult:
         scenario = self.scenario
         count = len(self.pipes)
@@ -230,6 +258,7 @@ class Coordinator:
         new = range(current, step.sessions)
         failed_before = self.failures()
         login_mark = len(self.logins)
+        mechanisms_before = self.total_counter("mechanisms")
         before = self.probe.latest()
         began = time.monotonic()
 
@@ -318,6 +347,7 @@ class Coordinator:
             latency_ms=summary(self.latencies[latency_mark:]),
             traffic_server_cpu_s=round(after_traffic.cpu_s - after_idle.cpu_s, 2),
             rss_after_traffic_kb=after_traffic.rss_kb,
+            login_mechanisms=dict(self.total_counter("mechanisms") - mechanisms_before),
         )
 
     def judge(self, result: StepResult) -> str:
@@ -373,6 +403,9 @@ def execute(
         baseline={"rss_kb": baseline.rss_kb, "cpu_s": baseline.cpu_s, "erlang": baseline.erlang},
     )
     try:
+        if scenario.fast:
+            result.fast_tokens = coordinator.prime()
+            baseline = probe.after(time.monotonic())
         for number, step in enumerate(scenario.steps, 1):
             step_result = coordinator.run_step(number, step, baseline)
             reason = coordinator.judge(step_result)

@@ -23,6 +23,8 @@ SCHEMA: dict[str, dict[str, type | tuple[type, ...]]] = {
         "roster": bool,
         "mechanism": str,
         "sessions_per_worker": int,
+        "sasl2": bool,
+        "fast": bool,
     },
     "traffic": {
         "messages_per_second": (int, float),
@@ -57,6 +59,10 @@ class Scenario:
     roster: bool
     mechanism: str | None
     sessions_per_worker: int
+    # SASL2 with Bind2 (XEP-0388/0386); fast: every client logs in once before the run with
+    # its password and asks for a token, and every measured login uses it (XEP-0484).
+    sasl2: bool
+    fast: bool
     message_bytes: int
     idle_seconds: float
     drain_seconds: float
@@ -150,6 +156,12 @@ def parse(data: dict[str, Any], where: str = "scenario") -> Scenario:
         raise ScenarioError(
             f"{where}: login.mechanism must be one of {', '.join(MECHANISMS)} or PLAIN"
         )
+    fast = bool(login.get("fast", False))
+    sasl2 = bool(login.get("sasl2", fast))
+    if fast and not sasl2:
+        raise ScenarioError(f"{where}: login.fast needs login.sasl2 (FAST lives inside SASL2)")
+    if fast and mechanism == "PLAIN":
+        raise ScenarioError(f"{where}: login.fast takes its first login with SCRAM, not PLAIN")
     max_seconds = float(bounds.get("max_seconds", 600))
     if not 0 < max_seconds <= MAX_SECONDS:
         raise ScenarioError(f"{where}: bounds.max_seconds must be in (0, {MAX_SECONDS}]")
@@ -174,6 +186,8 @@ def parse(data: dict[str, Any], where: str = "scenario") -> Scenario:
         roster=login.get("roster", True),
         mechanism=mechanism,
         sessions_per_worker=per_worker,
+        sasl2=sasl2,
+        fast=fast,
         message_bytes=message_bytes,
         idle_seconds=float(traffic.get("idle_seconds", 5)),
         drain_seconds=float(traffic.get("drain_seconds", 5)),

@@ -2,10 +2,11 @@
 
 Processes, not threads: each holds at most a few thousand sockets, far from the machine's
 20,000 descriptors per process, and gets a core of its own when there is one.
-Protocol on the pipe (dicts): coordinator -> worker `grow`, `traffic`, `online`, `stop`;
-worker -> coordinator a `tick` every second, an `ack` for `traffic` and `online` (the latter
-with the indices logged in), and a `final` before exiting. A worker whose pipe closes (the
-coordinator was killed) closes its sessions and exits without a `final`.
+Protocol on the pipe (dicts): coordinator -> worker `prime`, `grow`, `traffic`, `online`,
+`stop`; worker -> coordinator a `tick` every second, an `ack` for `prime`, `traffic` and
+`online` (the latter with the indices logged in), and a `final` before exiting. A worker
+whose pipe closes (the coordinator was killed) closes its sessions and exits without a
+`final`.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from multiprocessing.connection import Connection
 from typing import Any
 
 from .accounts import Account, account_name
-from .scram import SaltedPasswordCache
+from .scram import SaltedPasswordCache, TokenCache
 from .xmpp import Endpoint, Session, SessionError, client_tls_context
 
 TICK_SECONDS = 1.0
@@ -43,6 +44,8 @@ class WorkerSpec:
     resource_name: str = "bench"
     roster: bool = True
     run_id: int = 0
+    sasl2: bool = False
+    fast: bool = False
 
 
 @dataclass
@@ -57,6 +60,7 @@ class Counters:
     send_errors: int = 0
     latencies_ms: list[float] = field(default_factory=list)
     login_ms: list[float] = field(default_factory=list)
+    mechanisms: Counter[str] = field(default_factory=Counter)
 
     def drain_samples(self) -> tuple[list[float], list[float]]:
         latencies, logins = self.latencies_ms, self.login_ms
@@ -69,9 +73,16 @@ class Worker:
         self.spec = spec
         self.pipe = pipe
         self.endpoint = Endpoint(
-            spec.host, spec.port, spec.domain, client_tls_context(spec.cafile), spec.mechanism
+            spec.host,
+            spec.port,
+            spec.domain,
+            client_tls_context(spec.cafile),
+            spec.mechanism,
+            sasl2=spec.sasl2,
+            fast=spec.fast,
         )
         self.cache = SaltedPasswordCache()
+        self.tokens = TokenCache()
         for account in spec.accounts:
             if account.salted is not None:
                 self.cache.put(
@@ -115,6 +126,12 @@ class Worker:
                 )
                 self.logins.add(task)
                 task.add_done_callback(self.logins.discard)
+            elif op == "prime":
+                task = asyncio.get_running_loop().create_task(
+                    self.prime(command["indices"], command["rate"], command["pending"])
+                )
+                self.logins.add(task)
+                task.add_done_callback(self.logins.discard)
             elif op == "traffic":
                 self.rate = command["rate"]
                 self.message_bytes = command["bytes"]
@@ -145,9 +162,38 @@ class Worker:
         gc.collect()
         gc.freeze()
 
+    async def prime(self, indices: list[int], rate: float, pending: int) -> None:
+        """Before a FAST run: log each account in once with its password (the server gives it
+        a token) and out again, as a phone did the first time; then say how many have one."""
+        gate = asyncio.Semaphore(pending)
+        started = time.monotonic()
+
+        async def once(index: int) -> None:
+            account = self.by_index[index]
+            session = Session(
+                self.endpoint, account.name, account.password, self.cache, self.tokens
+            )
+            try:
+                await asyncio.wait_for(session.login(self.spec.resource_name, False), 60)
+                await session.close()
+            except (SessionError, TimeoutError):
+                session.abort()
+            finally:
+                gate.release()
+
+        tasks = []
+        for n, index in enumerate(indices):
+            delay = started + n / rate - time.monotonic()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            await gate.acquire()
+            tasks.append(asyncio.create_task(once(index)))
+        await asyncio.gather(*tasks)
+        self.pipe.send({**self.snapshot("ack"), "tokens": len(self.tokens.tokens)})
+
     async def login(self, index: int, gate: asyncio.Semaphore) -> None:
         account = self.by_index[index]
-        session = Session(self.endpoint, account.name, account.password, self.cache)
+        session = Session(self.endpoint, account.name, account.password, self.cache, self.tokens)
         session.on_message = self.on_message
         session.on_closed = self.on_closed
         began = time.monotonic()
@@ -161,6 +207,7 @@ class Worker:
         finally:
             gate.release()
         self.counters.login_ms.append((time.monotonic() - began) * 1000)
+        self.counters.mechanisms[session.mechanism_used] += 1
         self.sessions[index] = session
         self.up.append(index)
         self.counters.up += 1
@@ -246,6 +293,7 @@ class Worker:
             "latencies_ms": latencies,
             "login_ms": logins,
             "salted_computed": self.cache.computed,
+            "mechanisms": dict(counters.mechanisms),
             "cpu_s": time.process_time(),
         }
         if kind == "final":

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Build the flashable SD-card image for a Raspberry Pi 4 from Debian's archive alone.
 
-Debian bookworm arm64 with Debian's own kernel and Raspberry Pi firmware packages, the
+Debian trixie arm64 with Debian's own kernel and Raspberry Pi firmware packages, the
 appliance applied in the chroot by the step every builder shares (image/chroot-apply.sh with
 playbooks/sd-image.yml), assembled into an .img (FAT boot + ext4 root), compressed to .img.xz,
 with sha256 files and a Raspberry Pi Imager repository file. Run as root on Debian; the build
@@ -37,7 +37,7 @@ import initramfs  # noqa: E402
 import packages  # noqa: E402
 from progress import BuildError, Progress, clock, fail, run  # noqa: E402
 
-SUITE = "bookworm"
+SUITE = "trixie"
 COMPONENTS = "main contrib non-free-firmware"
 MIRRORS = [
     f"deb http://deb.debian.org/debian {SUITE} {COMPONENTS}",
@@ -321,7 +321,7 @@ def build(args: argparse.Namespace, progress: Progress) -> dict[str, object]:
     with progress.step("setting up the build host"):
         emulator = hostsetup.prepare_build_host()
         progress.say(f"qemu-user-static {emulator}, binfmt qemu-aarch64 registered")
-    with progress.step("bootstrapping Debian bookworm arm64 with the roles' packages"):
+    with progress.step(f"bootstrapping Debian {SUITE} arm64 with the roles' packages"):
         if work.exists():
             # A failed earlier build may have left binds of the host's /dev or /proc here:
             # never delete through them.

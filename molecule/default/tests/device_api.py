@@ -26,7 +26,7 @@ def call(host, domain: str, command: str, body: dict[str, str], user: str = "pi-
         f'"{user}@{domain}:$pw" | curl -sS -K - -w "\\n%{{http_code}}" '
         f"--cacert /etc/ejabberd/tls/device.pem --resolve {domain}:5281:127.0.0.1 "
         f"-H 'Content-Type: application/json' -d {shlex.quote(json.dumps(body))} "
-        f"https://{domain}:5281/api/{command}/v{API_VERSION}"
+        f"https://{domain}:5281/api/v{API_VERSION}/{command}"
     )
 
 

@@ -20,17 +20,17 @@ GROUP_VARS = yaml.safe_load((SCENARIO / "inventory/group_vars/im_servers.yml").r
 DOMAIN: str = GROUP_VARS["ejabberd_domain"]
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def container(host) -> str:
     return host.backend.host
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def address(container: str) -> str:
     return address_of(container)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def device_tls(host) -> ssl.SSLContext:
     """Read once, on bookworm: the certificate must stay the same across the upgrade."""
     return trusting_device(host)

@@ -107,12 +107,12 @@ def device_secrets(host) -> dict[str, str]:
     return {name: host.check_output(f"pi-im-secret show {name}") for name in SECRETS}
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def base_url(address: str) -> str:
     return f"https://{address}:8080"
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def story(host, address: str, base_url: str, device_tls: ssl.SSLContext) -> Story:
     """The bookworm device, used: through the console's API and with real XMPP clients."""
     assert "VERSION_CODENAME=bookworm" in host.file("/etc/os-release").content_string
@@ -164,7 +164,7 @@ def story(host, address: str, base_url: str, device_tls: ssl.SSLContext) -> Stor
     return made
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def upgraded(host, container: str, story: Story) -> tuple[Run, Run]:
     """Debian's procedure (release notes, chapter 4): sources to trixie, a minimal upgrade, the
     full upgrade, a reboot; then the owner runs site.yml again, twice."""
