@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
 
-.PHONY: help venv engine base-image base-image-bookworm host-packages collections demo demo-down lint test upgrade-test bench bench-peers bench-compare bench-tuning bench-accounts-remove image image-test clean
+.PHONY: help venv engine base-image base-image-bookworm host-packages collections demo demo-down lint test upgrade-test bench bench-peers bench-compare bench-tuning bench-logins bench-accounts-remove image image-test clean
 
 help:
 	@echo "make demo       run the appliance in a local container standing in for a Pi"
@@ -15,6 +15,7 @@ help:
 	@echo "make upgrade-test  a bookworm appliance, used, upgraded to trixie: nothing lost (~20 min)"
 	@echo "make bench      load-test the demo (SCENARIO=seed-4000; see bench/README.md)"
 	@echo "make bench-peers / bench-compare   the same against stock ejabberd, Prosody and the appliance on bookworm"
+	@echo "make bench-logins  what a login costs: SCRAM through SASL and SASL2, FAST tokens"
 	@echo "make image      build the Pi 4 SD-card image from Debian's archive (root; ~50 min, ~15 with its caches)"
 	@echo "make image-test boot that image under qemu-system-aarch64 and check it (root; ~15 min)"
 
@@ -82,6 +83,10 @@ bench-compare: venv collections
 # Each shipped ejabberd setting against the appliance without it (bench/tuning.toml).
 bench-tuning: venv collections
 	python -m pi_im_bench variants bench/tuning.toml --target docker:pi-im-demo $(BENCH_OPTIONS)
+
+# SCRAM through SASL, through SASL2, and FAST token logins (bench/logins.toml).
+bench-logins: venv collections
+	python -m pi_im_bench variants bench/logins.toml --target docker:pi-im-demo $(BENCH_OPTIONS)
 
 bench-accounts-remove: venv
 	python -m pi_im_bench accounts remove --target $(BENCH_TARGET)

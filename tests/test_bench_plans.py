@@ -39,7 +39,10 @@ def test_each_tuning_variant_runs_the_readme_conditions(variant):
 
 def test_compare_runs_the_seed_claim_with_history_on_and_off_on_both_ejabberds_and_prosody():
     hosts = INVENTORY["bench_peers"]["hosts"]
-    peers = {f"docker:{name}" for name in hosts}
+    # ...and the appliance itself on bookworm: what the move to trixie cost or gained.
+    bookworm = {f"docker:{name}" for name in INVENTORY["bench_appliances"]["hosts"]}
+    assert bookworm == {"docker:pi-im-bench-bookworm"}
+    peers = {f"docker:{name}" for name in hosts} | bookworm
     variants = COMPARE["variant"]
     assert {v["target"] for v in variants if "target" in v} == peers
     # Stock ejabberd as packaged and with its archive on: like for like with both appliance rows.
@@ -63,3 +66,12 @@ def test_the_command_line_overrides_the_plan_and_the_variant_overrides_both():
     assert plan_scenario(TUNING, plain, {"traffic.seconds": 5}).steps[0].seconds == 5
     variant = {"name": "y", "set": {"traffic.seconds": 7}}
     assert plan_scenario(TUNING, variant, {"traffic.seconds": 5}).steps[0].seconds == 7
+
+
+def test_logins_compares_sasl_sasl2_and_fast_on_the_same_reconnect_storm():
+    plan = tomllib.loads((ROOT / "bench" / "logins.toml").read_text())
+    chosen = [plan_scenario(plan, variant, {}) for variant in plan["variant"]]
+    assert [(c.sasl2, c.fast) for c in chosen] == [(False, False), (True, False), (True, True)]
+    assert {(c.name, c.steps[0].sessions, c.mechanism) for c in chosen} == {
+        ("reconnect-4000", 4000, None)
+    }

@@ -221,6 +221,10 @@ def command_variants(args: argparse.Namespace) -> int:
                 f"{args.plan}: a [[variant]] has a name and may have {sorted(VARIANT_KEYS)}; "
                 f"got {sorted(variant)}"
             )
+    if args.only:
+        variants = [v for v in variants if any(part in v["name"] for part in args.only)]
+        if not variants:
+            raise scenario.ScenarioError(f"{args.plan}: no variant name contains {args.only}")
     appliance = args.target[0]
     targets = {
         spec: parse_target(spec, args)
@@ -409,6 +413,13 @@ def parser() -> argparse.ArgumentParser:
         "--inventory", type=Path, default=REPO / "inventory" / "demo" / "hosts.yml"
     )
     variants.add_argument("--repeat", type=int, default=2, help="rounds over all variants")
+    variants.add_argument(
+        "--only",
+        action="append",
+        default=[],
+        metavar="TEXT",
+        help="only the variants whose name contains TEXT (repeat for several)",
+    )
     variants.set_defaults(func=command_variants)
 
     vanished = sub.add_parser(
