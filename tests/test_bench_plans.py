@@ -72,6 +72,7 @@ def test_logins_compares_sasl_sasl2_and_fast_on_the_same_reconnect_storm():
     plan = tomllib.loads((ROOT / "bench" / "logins.toml").read_text())
     chosen = [plan_scenario(plan, variant, {}) for variant in plan["variant"]]
     assert [(c.sasl2, c.fast) for c in chosen] == [(False, False), (True, False), (True, True)]
+    assert all(c.warm for c in chosen)  # every client logged in before: a reconnect storm
     assert {(c.name, c.steps[0].sessions, c.mechanism) for c in chosen} == {
         ("reconnect-4000", 4000, None)
     }

@@ -9,7 +9,7 @@ import random
 import sys
 import time
 from collections import Counter
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from multiprocessing.connection import Connection, wait
 from typing import Any
 
@@ -102,7 +102,7 @@ class Coordinator:
         self.last_printed = 0.0
         self.acks = 0
         self.online: dict[int, list[int]] = {}
-        self.tokens: dict[int, int] = {}
+        self.tokens: dict[str, bytes] = {}
         self.step_label = ""
         context = multiprocessing.get_context("spawn")
         run_id = random.getrandbits(31)
@@ -173,7 +173,9 @@ class Coordinator:
                     if "online" in report:
                         self.online[report["worker"]] = report["online"]
                     if "tokens" in report:
-                        self.tokens[report["worker"]] = report["tokens"]
+                        self.tokens.update(
+                            (user, token.encode()) for user, token in report["tokens"].items()
+                        )
             if time.monotonic() - self.last_line >= TIMELINE_SECONDS:
                 self.record()
 
@@ -231,13 +233,13 @@ class Coordinator:
 
     # -- steps ---------------------------------------------------------------------------
 
-    def prime(self) -> int:
-        """FAST runs: every account logs in once with its password and gets a token, before
-        anything is measured; the server is then left to settle. Returns the tokens held."""
+    def prime(self) -> dict[str, bytes]:
+        """Every account logs in once with its password (and out again), asking for a FAST
+        token when the scenario uses them; the tokens, by account name."""
         count = len(self.pipes)
         sessions = self.scenario.max_sessions
         acks = self.acks
-        self.step_label = "priming FAST tokens"
+        self.step_label = "first logins"
         self.send(
             lambda worker_index: {
                 "op": "prime",
@@ -247,8 +249,7 @@ class Coordinator:
             }
         )
         self.pump(self.deadline - time.monotonic(), lambda: self.acks >= acks + count)
-        self.probe.settle()
-        return sum(self.tokens.values())
+        return self.tokens
 
     def run_step(self, number: int, step: Step, baseline: ServerSample) -> StepResult:
         scenario = self.scenario
@@ -402,10 +403,9 @@ def execute(
         },
         baseline={"rss_kb": baseline.rss_kb, "cpu_s": baseline.cpu_s, "erlang": baseline.erlang},
     )
+    if scenario.fast:
+        result.fast_tokens = sum(1 for account in accounts if account.token is not None)
     try:
-        if scenario.fast:
-            result.fast_tokens = coordinator.prime()
-            baseline = probe.after(time.monotonic())
         for number, step in enumerate(scenario.steps, 1):
             step_result = coordinator.run_step(number, step, baseline)
             reason = coordinator.judge(step_result)
@@ -421,3 +421,22 @@ def execute(
         result.timeline = coordinator.timeline
         result.wall_s = round(time.monotonic() - coordinator.started, 1)
     return result
+
+
+def log_in_once(
+    scenario: Scenario,
+    target: Target,
+    domain: str,
+    accounts: list[Account],
+    probe: Probe,
+    cafile: str | None = None,
+    client_cpus: list[int] | None = None,
+) -> list[Account]:
+    """Before a warm run: each account logs in once with its password and out again, as a
+    phone did before the router restarted; with FAST it keeps the token the server gives it."""
+    coordinator = Coordinator(scenario, target, domain, accounts, probe, cafile, client_cpus)
+    try:
+        tokens = coordinator.prime()
+    finally:
+        coordinator.stop()
+    return [replace(a, token=tokens.get(a.name)) for a in accounts]

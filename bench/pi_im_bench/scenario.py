@@ -25,6 +25,7 @@ SCHEMA: dict[str, dict[str, type | tuple[type, ...]]] = {
         "sessions_per_worker": int,
         "sasl2": bool,
         "fast": bool,
+        "warm": bool,
     },
     "traffic": {
         "messages_per_second": (int, float),
@@ -59,10 +60,13 @@ class Scenario:
     roster: bool
     mechanism: str | None
     sessions_per_worker: int
-    # SASL2 with Bind2 (XEP-0388/0386); fast: every client logs in once before the run with
-    # its password and asks for a token, and every measured login uses it (XEP-0484).
+    # SASL2 with Bind2 (XEP-0388/0386); fast: every measured login uses the token its client
+    # got at an earlier login (XEP-0484); warm: every client logged in once (and out) before
+    # the measured logins, on the same running server: a reconnect storm after a router
+    # restart, not a cold start (fast is always warm: the token comes from that login).
     sasl2: bool
     fast: bool
+    warm: bool
     message_bytes: int
     idle_seconds: float
     drain_seconds: float
@@ -188,6 +192,7 @@ def parse(data: dict[str, Any], where: str = "scenario") -> Scenario:
         sessions_per_worker=per_worker,
         sasl2=sasl2,
         fast=fast,
+        warm=fast or bool(login.get("warm", False)),
         message_bytes=message_bytes,
         idle_seconds=float(traffic.get("idle_seconds", 5)),
         drain_seconds=float(traffic.get("drain_seconds", 5)),

@@ -84,6 +84,9 @@ class Worker:
         self.cache = SaltedPasswordCache()
         self.tokens = TokenCache()
         for account in spec.accounts:
+            if account.token is not None:
+                self.tokens.put(account.name, account.token)
+        for account in spec.accounts:
             if account.salted is not None:
                 self.cache.put(
                     account.digest,
@@ -163,8 +166,9 @@ class Worker:
         gc.freeze()
 
     async def prime(self, indices: list[int], rate: float, pending: int) -> None:
-        """Before a FAST run: log each account in once with its password (the server gives it
-        a token) and out again, as a phone did the first time; then say how many have one."""
+        """Before a warm run: log each account in once with its password and out again, as
+        phones did before a router restart (with FAST the server gives each a token); then
+        send the tokens."""
         gate = asyncio.Semaphore(pending)
         started = time.monotonic()
 
@@ -174,7 +178,7 @@ class Worker:
                 self.endpoint, account.name, account.password, self.cache, self.tokens
             )
             try:
-                await asyncio.wait_for(session.login(self.spec.resource_name, False), 60)
+                await asyncio.wait_for(session.login(self.spec.resource_name, self.spec.roster), 60)
                 await session.close()
             except (SessionError, TimeoutError):
                 session.abort()
@@ -189,7 +193,8 @@ class Worker:
             await gate.acquire()
             tasks.append(asyncio.create_task(once(index)))
         await asyncio.gather(*tasks)
-        self.pipe.send({**self.snapshot("ack"), "tokens": len(self.tokens.tokens)})
+        tokens = {user: token.decode() for user, token in self.tokens.tokens.items()}
+        self.pipe.send({**self.snapshot("ack"), "tokens": tokens})
 
     async def login(self, index: int, gate: asyncio.Semaphore) -> None:
         account = self.by_index[index]
