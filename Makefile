@@ -12,7 +12,7 @@ help:
 	@echo "make demo-down  remove that container"
 	@echo "make test       lint, unit tests, then converge/idempotence/verify with Molecule"
 	@echo "make lint       yamllint, ansible-lint (production profile), ruff, the docs built strictly"
-	@echo "make upgrade-test  a bookworm appliance, used, upgraded to trixie: nothing lost (~20 min)"
+	@echo "make upgrade-test  a bookworm appliance, used, upgraded to trixie: nothing lost (~10 min)"
 	@echo "make bench      load-test the demo (SCENARIO=seed-4000; see bench/README.md)"
 	@echo "make bench-peers / bench-compare   the same against stock ejabberd, Prosody and the appliance on bookworm"
 	@echo "make bench-logins  what a login costs: SCRAM through SASL and SASL2, FAST tokens"

@@ -115,3 +115,15 @@ def test_another_ejabberd_release_is_refused(device: Device) -> None:
     assert done.returncode == 3
     assert "written for ejabberd 23.01 24.12, not 25.03" in done.stderr
     assert (device.modules / "ebin/mod_a.beam").read_text() == "beam of mod_a\n"
+
+
+def test_erlc_runs_with_a_small_open_file_limit(device: Device) -> None:
+    """An Erlang VM sizes its port table by the open-file limit; the unit's "+" step inherits
+    systemd's own (2^30 on trixie), a 2 GB table a 2 GB Pi cannot reserve."""
+    seen = device.root / "nofile"
+    device.tool(
+        "erlc",
+        f'ulimit -n > {seen}; name=$(basename "$6" .erl); echo "beam" > "$5/$name.beam"',
+    )
+    assert device.compiled() == MODULES
+    assert seen.read_text().strip() == "1024"

@@ -301,6 +301,18 @@ def test_every_unit_has_a_memory_ceiling(host, unit: str) -> None:
     assert host.check_output("systemctl show -P OOMScoreAdjust ejabberd") == "-500"
 
 
+def test_ejabberds_ceiling_is_three_quarters_of_the_devices_own_memory(host) -> None:
+    """Worked out by systemd on the device (MemoryMax=75%), not by Ansible where it runs: an
+    SD-card image built on a big machine must not carry that machine's figure to a Pi."""
+    assert (
+        "MemoryMax=75%"
+        in host.file("/etc/systemd/system/ejabberd.service.d/60-pi-im.conf").content_string
+    )
+    total = int(host.check_output("awk '/^MemTotal:/ {print $2 * 1024}' /proc/meminfo"))
+    ceiling = int(host.check_output("systemctl show -P MemoryMax ejabberd"))
+    assert abs(ceiling - total * 0.75) <= total * 0.01
+
+
 def recorded_exposure() -> dict[str, float]:
     """The `systemd-analyze security` levels recorded in docs/security.md: unit -> level."""
     rows = re.findall(
