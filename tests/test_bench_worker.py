@@ -92,3 +92,29 @@ async def send_for(rate: float, seconds: float) -> list[int]:
     return sorted(
         int(origin) for stream in arrived for origin in re.findall(rb"<body>\d+ (\d+) ", stream)
     )
+
+
+def test_logins_are_paced_and_bounded_in_flight():
+    """Both a step's logins and a warm run's first logins go through `paced`: every index
+    once, in order, never more than `pending` at a time, no faster than `rate`."""
+    spec = worker.WorkerSpec(
+        index=0, workers=1, host="127.0.0.1", port=9, domain="bench.invalid",
+        mechanism=None, cafile=None, accounts=[],
+    )  # fmt: skip
+    ours, _theirs = multiprocessing.Pipe()
+    pacer = worker.Worker(spec, ours)
+    started, in_flight, most = [], 0, 0
+
+    async def log_in(index: int, gate: asyncio.Semaphore) -> None:
+        nonlocal in_flight, most
+        started.append((index, asyncio.get_running_loop().time()))
+        in_flight += 1
+        most = max(most, in_flight)
+        await asyncio.sleep(0.02)
+        in_flight -= 1
+        gate.release()
+
+    asyncio.run(pacer.paced(list(range(20)), rate=200, pending=3, log_in=log_in))
+    assert [index for index, _ in started] == list(range(20))
+    assert most <= 3
+    assert started[-1][1] - started[0][1] >= 19 / 200 - 0.005

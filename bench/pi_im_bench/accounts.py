@@ -35,8 +35,6 @@ class Account:
     salt: bytes
     iterations: int
     salted: bytes | None = None
-    # A FAST token the server gave this account at an earlier login (XEP-0484).
-    token: bytes | None = None
 
     @property
     def name(self) -> str:

@@ -15,9 +15,9 @@ from pathlib import Path
 from typing import Any
 
 from . import netpath, report, scenario, vanish
-from .accounts import Account, Manifest, derive_accounts, helper_rows
+from .accounts import Manifest, derive_accounts, helper_rows
 from .probe_reader import Probe
-from .run import execute, log_in_once
+from .run import execute
 from .target import Target, TargetError, check_destination, docker_target, ssh_target
 
 REPO = Path(__file__).resolve().parents[2]
@@ -112,7 +112,6 @@ def measure(
     """One scenario against one target, from a clean and idle server; accounts stay."""
     manifest, info = ensure_accounts(target, chosen.max_sessions, args.state)
     target.run([HELPER, "clean"])
-    accounts = [manifest.accounts[i] for i in range(chosen.max_sessions)]
     if args.restart:
         # A fresh server: memory is not returned after clients leave, and an earlier
         # run's backlog must not be measured as this run's.
@@ -121,13 +120,12 @@ def measure(
     probe.start()
     try:
         waited = probe.settle()
-        if chosen.warm:
-            accounts = logged_in_once(target, chosen, args, info, accounts, probe)
         print(
             f"{label or target.name}: server idle after {waited:.0f} s; {chosen.name}, "
             f"up to {chosen.max_sessions:,} sessions at {target.host}:{target.port}",
             flush=True,
         )
+        accounts = [manifest.accounts[i] for i in range(chosen.max_sessions)]
         result = execute(
             chosen, target, info["domain"], accounts, probe, args.cafile, args.client_cpus
         ).as_dict()
@@ -136,29 +134,6 @@ def measure(
     if label:
         result["target"] = label
     return result
-
-
-def logged_in_once(
-    target: Target,
-    chosen: scenario.Scenario,
-    args: argparse.Namespace,
-    info: dict[str, Any],
-    accounts: list[Account],
-    probe: Probe,
-) -> list[Account]:
-    """Warm runs: every client logs in once and out again on the running server (with FAST,
-    keeping the token it gets); then the server settles and the measured logins begin."""
-    primed = log_in_once(
-        chosen, target, info["domain"], accounts, probe, args.cafile, args.client_cpus
-    )
-    held = sum(1 for account in primed if account.token is not None)
-    waited = probe.settle()
-    print(
-        f"{target.name}: {len(primed):,} clients logged in once ({held:,} hold a FAST token); "
-        f"idle again after {waited:.0f} s",
-        flush=True,
-    )
-    return primed
 
 
 def finish(

@@ -9,7 +9,7 @@ import random
 import sys
 import time
 from collections import Counter
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field
 from multiprocessing.connection import Connection, wait
 from typing import Any
 
@@ -102,7 +102,7 @@ class Coordinator:
         self.last_printed = 0.0
         self.acks = 0
         self.online: dict[int, list[int]] = {}
-        self.tokens: dict[str, bytes] = {}
+        self.tokens: dict[int, int] = {}  # FAST tokens each worker holds, by worker
         self.step_label = ""
         context = multiprocessing.get_context("spawn")
         run_id = random.getrandbits(31)
@@ -173,9 +173,7 @@ class Coordinator:
                     if "online" in report:
                         self.online[report["worker"]] = report["online"]
                     if "tokens" in report:
-                        self.tokens.update(
-                            (user, token.encode()) for user, token in report["tokens"].items()
-                        )
+                        self.tokens[report["worker"]] = report["tokens"]
             if time.monotonic() - self.last_line >= TIMELINE_SECONDS:
                 self.record()
 
@@ -233,23 +231,31 @@ class Coordinator:
 
     # -- steps ---------------------------------------------------------------------------
 
-    def prime(self) -> dict[str, bytes]:
-        """Every account logs in once with its password (and out again), asking for a FAST
-        token when the scenario uses them; the tokens, by account name."""
+    def login_share(self, op: str, indices: list[int]) -> dict[str, Any]:
+        """A worker's share of logins (`grow` keeps the sessions, `prime` logs them out)."""
+        count = len(self.pipes)
+        return {
+            "op": op,
+            "indices": indices,
+            "rate": self.scenario.login_rate / count,
+            "pending": max(1, self.scenario.pending // count),
+        }
+
+    def prime(self) -> int:
+        """Warm runs: every account logs in once with its password and out again, asking
+        for a FAST token when the scenario uses them (the workers keep them for the steps);
+        returns how many tokens they hold."""
         count = len(self.pipes)
         sessions = self.scenario.max_sessions
         acks = self.acks
         self.step_label = "first logins"
         self.send(
-            lambda worker_index: {
-                "op": "prime",
-                "indices": [i for i in range(sessions) if i % count == worker_index],
-                "rate": self.scenario.login_rate / count,
-                "pending": max(1, self.scenario.pending // count),
-            }
+            lambda worker: self.login_share(
+                "prime", [i for i in range(sessions) if i % count == worker]
+            )
         )
         self.pump(self.deadline - time.monotonic(), lambda: self.acks >= acks + count)
-        return self.tokens
+        return sum(self.tokens.values())
 
     def run_step(self, number: int, step: Step, baseline: ServerSample) -> StepResult:
         scenario = self.scenario
@@ -268,12 +274,7 @@ class Coordinator:
             if not mine:
                 return None
             self.assigned[worker_index] += len(mine)
-            return {
-                "op": "grow",
-                "indices": mine,
-                "rate": scenario.login_rate / count,
-                "pending": max(1, scenario.pending // count),
-            }
+            return self.login_share("grow", mine)
 
         self.send(indices)
 
@@ -386,8 +387,16 @@ def execute(
     cafile: str | None = None,
     client_cpus: list[int] | None = None,
 ) -> RunResult:
-    baseline = probe.after(time.monotonic())
     coordinator = Coordinator(scenario, target, domain, accounts, probe, cafile, client_cpus)
+    tokens = coordinator.prime() if scenario.warm else None
+    if tokens is not None:
+        waited = probe.settle()
+        print(
+            f"{target.name}: {len(accounts):,} clients logged in once ({tokens:,} hold a FAST "
+            f"token); idle again after {waited:.0f} s",
+            flush=True,
+        )
+    baseline = probe.after(time.monotonic())
     result = RunResult(
         scenario=scenario.name,
         description=scenario.description,
@@ -404,7 +413,7 @@ def execute(
         baseline={"rss_kb": baseline.rss_kb, "cpu_s": baseline.cpu_s, "erlang": baseline.erlang},
     )
     if scenario.fast:
-        result.fast_tokens = sum(1 for account in accounts if account.token is not None)
+        result.fast_tokens = tokens
     try:
         for number, step in enumerate(scenario.steps, 1):
             step_result = coordinator.run_step(number, step, baseline)
@@ -421,22 +430,3 @@ def execute(
         result.timeline = coordinator.timeline
         result.wall_s = round(time.monotonic() - coordinator.started, 1)
     return result
-
-
-def log_in_once(
-    scenario: Scenario,
-    target: Target,
-    domain: str,
-    accounts: list[Account],
-    probe: Probe,
-    cafile: str | None = None,
-    client_cpus: list[int] | None = None,
-) -> list[Account]:
-    """Before a warm run: each account logs in once with its password and out again, as a
-    phone did before the router restarted; with FAST it keeps the token the server gives it."""
-    coordinator = Coordinator(scenario, target, domain, accounts, probe, cafile, client_cpus)
-    try:
-        tokens = coordinator.prime()
-    finally:
-        coordinator.stop()
-    return [replace(a, token=tokens.get(a.name)) for a in accounts]

@@ -18,6 +18,7 @@ import random
 import resource
 import time
 from collections import Counter
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
 from typing import Any
@@ -84,9 +85,6 @@ class Worker:
         self.cache = SaltedPasswordCache()
         self.tokens = TokenCache()
         for account in spec.accounts:
-            if account.token is not None:
-                self.tokens.put(account.name, account.token)
-        for account in spec.accounts:
             if account.salted is not None:
                 self.cache.put(
                     account.digest,
@@ -123,15 +121,10 @@ class Worker:
                 self.stopping.set()
                 return
             op = command["op"]
-            if op == "grow":
+            if op in ("grow", "prime"):
+                logins = self.grow if op == "grow" else self.prime
                 task = asyncio.get_running_loop().create_task(
-                    self.grow(command["indices"], command["rate"], command["pending"])
-                )
-                self.logins.add(task)
-                task.add_done_callback(self.logins.discard)
-            elif op == "prime":
-                task = asyncio.get_running_loop().create_task(
-                    self.prime(command["indices"], command["rate"], command["pending"])
+                    logins(command["indices"], command["rate"], command["pending"])
                 )
                 self.logins.add(task)
                 task.add_done_callback(self.logins.discard)
@@ -146,8 +139,15 @@ class Worker:
             elif op == "stop":
                 self.stopping.set()
 
-    async def grow(self, indices: list[int], rate: float, pending: int) -> None:
-        """Log in the given sessions at `rate` per second, at most `pending` at a time."""
+    async def paced(
+        self,
+        indices: list[int],
+        rate: float,
+        pending: int,
+        log_in: Callable[[int, asyncio.Semaphore], Awaitable[None]],
+    ) -> None:
+        """`log_in` each of the given sessions at `rate` per second, at most `pending` at a
+        time (it releases the gate once its login is over)."""
         gate = asyncio.Semaphore(pending)
         started = time.monotonic()
         tasks = []
@@ -158,8 +158,12 @@ class Worker:
             if delay > 0:
                 await asyncio.sleep(delay)
             await gate.acquire()
-            tasks.append(asyncio.create_task(self.login(index, gate)))
+            tasks.append(asyncio.create_task(log_in(index, gate)))
         await asyncio.gather(*tasks)
+
+    async def grow(self, indices: list[int], rate: float, pending: int) -> None:
+        """Log in the given sessions, and keep them."""
+        await self.paced(indices, rate, pending, self.login)
         # Thousands of long-lived sessions: a full collection of them would stall the loop
         # for tens of ms and be measured as server latency. Park them out of the collector.
         gc.collect()
@@ -167,34 +171,21 @@ class Worker:
 
     async def prime(self, indices: list[int], rate: float, pending: int) -> None:
         """Before a warm run: log each account in once with its password and out again, as
-        phones did before a router restart (with FAST the server gives each a token); then
-        send the tokens."""
-        gate = asyncio.Semaphore(pending)
-        started = time.monotonic()
+        phones did before a router restart (with FAST the server gives each a token, kept
+        for the measured logins); then say how many tokens this worker holds."""
+        await self.paced(indices, rate, pending, self.log_in_and_out)
+        self.pipe.send({**self.snapshot("ack"), "tokens": len(self.tokens.tokens)})
 
-        async def once(index: int) -> None:
-            account = self.by_index[index]
-            session = Session(
-                self.endpoint, account.name, account.password, self.cache, self.tokens
-            )
-            try:
-                await asyncio.wait_for(session.login(self.spec.resource_name, self.spec.roster), 60)
-                await session.close()
-            except (SessionError, TimeoutError):
-                session.abort()
-            finally:
-                gate.release()
-
-        tasks = []
-        for n, index in enumerate(indices):
-            delay = started + n / rate - time.monotonic()
-            if delay > 0:
-                await asyncio.sleep(delay)
-            await gate.acquire()
-            tasks.append(asyncio.create_task(once(index)))
-        await asyncio.gather(*tasks)
-        tokens = {user: token.decode() for user, token in self.tokens.tokens.items()}
-        self.pipe.send({**self.snapshot("ack"), "tokens": tokens})
+    async def log_in_and_out(self, index: int, gate: asyncio.Semaphore) -> None:
+        account = self.by_index[index]
+        session = Session(self.endpoint, account.name, account.password, self.cache, self.tokens)
+        try:
+            await asyncio.wait_for(session.login(self.spec.resource_name, self.spec.roster), 60)
+            await session.close()
+        except (SessionError, TimeoutError):
+            session.abort()
+        finally:
+            gate.release()
 
     async def login(self, index: int, gate: asyncio.Semaphore) -> None:
         account = self.by_index[index]

@@ -255,13 +255,7 @@ class Session:
             return
         scram = self._scram(mechanism)
         self._write(f"<auth xmlns='{NS_SASL}' mechanism='{mechanism}'>{_b64(scram.first())}</auth>")
-        challenge = await self._next("auth")
-        self._expect_sasl(challenge, "challenge")
-        try:
-            response = scram.final(base64.b64decode(challenge.text or ""))
-        except ScramError as error:
-            raise SessionError("auth", str(error)) from error
-        self._write(f"<response xmlns='{NS_SASL}'>{_b64(response)}</response>")
+        await self._answer_challenge(scram, NS_SASL)
         success = await self._next("auth")
         self._expect_sasl(success, "success")
         try:
@@ -302,13 +296,7 @@ class Session:
                 f"<initial-response>{_b64(scram.first())}</initial-response>"
                 f"{inline}{request}</authenticate>"
             )
-            challenge = await self._next("auth")
-            self._expect(challenge, NS_SASL2, "challenge")
-            try:
-                response = scram.final(base64.b64decode(challenge.text or ""))
-            except ScramError as error:
-                raise SessionError("auth", str(error)) from error
-            self._write(f"<response xmlns='{NS_SASL2}'>{_b64(response)}</response>")
+            await self._answer_challenge(scram, NS_SASL2)
             success = await self._sasl2_outcome(scram.verify)
         issued = success.find(f"{{{NS_FAST}}}token")
         if issued is not None and issued.get("token"):
@@ -317,6 +305,16 @@ class Session:
         if not jid or success.find(f"{{{NS_BIND2}}}bound") is None:
             raise SessionError("bind", "SASL2 success without a bound resource")
         self.jid = jid
+
+    async def _answer_challenge(self, scram: ScramClient, namespace: str) -> None:
+        """SCRAM's middle step, the same in SASL and SASL2 but for the namespace."""
+        challenge = await self._next("auth")
+        self._expect(challenge, namespace, "challenge")
+        try:
+            response = scram.final(base64.b64decode(challenge.text or ""))
+        except ScramError as error:
+            raise SessionError("auth", str(error)) from error
+        self._write(f"<response xmlns='{namespace}'>{_b64(response)}</response>")
 
     async def _sasl2_outcome(self, verify: Callable[[bytes], None]) -> ET.Element:
         """The server's success, its proof (additional data) checked by `verify`."""

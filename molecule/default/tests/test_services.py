@@ -269,6 +269,20 @@ def test_archive_rows_are_the_ones_ejabberd_writes(host) -> None:
     assert "stored=>{[ok,ok,ok],[ok,ok,ok]}" in flat, answer
 
 
+def test_a_retraction_deletes_the_retracted_copy_even_while_it_is_queued(host) -> None:
+    """ejabberd 24.12 hands the backend a retraction (XEP-0424) with the retracted message's
+    origin-id: the copy goes from the archive, though it may still wait in the writer's queue
+    when the retraction arrives; the retraction itself is archived, the other copy stays."""
+    if "24.12" not in host.check_output("dpkg-query --showformat='${Version}' --show ejabberd"):
+        pytest.skip("retractions reach the archive backend from ejabberd 24.12 on")
+    user = erlang_binary(f"gc{secrets.token_hex(4)}")
+    try:
+        answer = probe(host, "retraction", user).replace(" ", "").replace("\n", "")
+        assert answer == '{[ok,ok,ok],["keep","retracted"]}', answer
+    finally:
+        probe(host, "remove_archive", user)
+
+
 def test_archive_preferences_survive_a_reload_of_their_set_and_go_with_the_user(host) -> None:
     """The backend answers "no preferences" from its set of users who have a row, without
     asking SQL: a user's own preferences are read back, still after the set's owner

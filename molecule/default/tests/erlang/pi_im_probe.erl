@@ -6,7 +6,8 @@
 -export([module_option/2, cache_sizes/1, code_paths/0, sqlite_connection_settings/0,
          archive_writer/1, archived_copies/1, queue_one_group/2,
          rows_as_ejabberd_writes/2, archive_prefs_round_trip/1,
-         store_aged_copies/1, archived_texts/1, remove_archive/1, offline_set/2]).
+         store_aged_copies/1, archived_texts/1, remove_archive/1, offline_set/2,
+         retraction/1]).
 
 host() ->
     [Host | _] = ejabberd_option:hosts(),
@@ -221,6 +222,25 @@ offline_set(_User, restart) ->
 
 offline_set() ->
     gen_mod:get_module_proc(host(), mod_offline_sql_known_users).
+
+%% ejabberd 24.12 (XEP-0424): a message that retracts an earlier one, by that one's origin-id,
+%% deletes it from the archive. Through our backend: "keep" and "oops" stored (queued to the
+%% writer), then a retraction of "oops"; the texts left, in order.
+retraction(User) ->
+    Host = host(),
+    Peer = jid:decode(<<"peer@", Host/binary, "/phone">>),
+    Now = erlang:system_time(microsecond),
+    Message = fun(Body) ->
+                  {xmlel, <<"message">>, [{<<"type">>, <<"chat">>}],
+                   [{xmlel, <<"body">>, [], [{xmlcdata, Body}]}]}
+              end,
+    Args = fun(Body, N) -> [Message(Body), Host, {User, Host}, chat, Peer, <<>>, recv, Now + N] end,
+    Stored = [apply(mod_mam_sql_grouped, store, Args(<<"keep">>, 1) ++ [<<"o-keep">>, false]),
+              apply(mod_mam_sql_grouped, store, Args(<<"oops">>, 2) ++ [<<"o-oops">>, false]),
+              apply(mod_mam_sql_grouped, store,
+                    Args(<<"retracted">>, 3) ++ [<<"o-retract">>, {true, <<"o-oops">>}])],
+    ok = mod_mam_sql_grouped:flush(Host),
+    {Stored, archived_texts(User)}.
 
 %% A store as this ejabberd's mod_mam calls it: store/8 (23.01), or store/10 (24.12) with
 %% the message's origin-id and no retraction.
