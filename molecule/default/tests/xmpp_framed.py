@@ -7,14 +7,16 @@ bind a resource and exchange messages with a real server.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import secrets
 import ssl
 import xml.etree.ElementTree as ET
-from typing import Protocol
+from collections.abc import Coroutine
+from typing import Any, Protocol, TypeVar
 
 import httpx
-from websockets.sync.client import ClientConnection, connect
+from websockets.asyncio.client import ClientConnection, connect
 
 from pi_im_bench.scram import SaltedPasswordCache, ScramClient, ScramError
 
@@ -25,6 +27,8 @@ NS_BIND = "urn:ietf:params:xml:ns:xmpp-bind"
 NS_CLIENT = "jabber:client"
 NS_HTTPBIND = "http://jabber.org/protocol/httpbind"
 NS_XBOSH = "urn:xmpp:xbosh"
+
+T = TypeVar("T")
 
 
 class AuthenticationFailed(Exception):
@@ -39,32 +43,52 @@ class Transport(Protocol):
 
 
 class WebSocketTransport:
+    """websockets' asyncio client on a loop of its own: one thread drives the TLS socket.
+
+    Its sync client reads in a second thread while the first writes, which OpenSSL does not
+    allow on one connection: with TLS 1.3 the reader handling the server's session tickets
+    sometimes swallows the upgrade request (it never reaches the wire; about 1 in 100).
+    """
+
     def __init__(self, url: str, tls: ssl.SSLContext | None = None) -> None:
-        self.ws: ClientConnection = connect(url, subprotocols=["xmpp"], open_timeout=10, ssl=tls)
+        self.loop = asyncio.new_event_loop()
+        try:
+            self.ws: ClientConnection = self._run(
+                connect(url, subprotocols=["xmpp"], open_timeout=10, ping_interval=None, ssl=tls)
+            )
+        except BaseException:
+            self.loop.close()
+            raise
         self.domain = ""
+
+    def _run(self, step: Coroutine[Any, Any, T]) -> T:
+        return self.loop.run_until_complete(asyncio.wait_for(step, 10))
 
     def _frames_until(self, tag: str) -> list[ET.Element]:
         frames: list[ET.Element] = []
         while not frames or frames[-1].tag != tag:
-            frames.append(ET.fromstring(self.ws.recv(timeout=10)))
+            frames.append(ET.fromstring(self._run(self.ws.recv())))
         return frames
 
     def open_stream(self, domain: str, restart: bool) -> list[ET.Element]:
         self.domain = domain
-        self.ws.send(f'<open xmlns="{NS_FRAMING}" to="{domain}" version="1.0"/>')
+        self._run(self.ws.send(f'<open xmlns="{NS_FRAMING}" to="{domain}" version="1.0"/>'))
         return self._frames_until(f"{{{NS_STREAMS}}}features")
 
     def send(self, *elements: str) -> list[ET.Element]:
         for element in elements:
-            self.ws.send(element)
+            self._run(self.ws.send(element))
         return []
 
     def receive(self) -> list[ET.Element]:
-        return [ET.fromstring(self.ws.recv(timeout=10))]
+        return [ET.fromstring(self._run(self.ws.recv()))]
 
     def close(self) -> None:
-        self.ws.send(f'<close xmlns="{NS_FRAMING}"/>')
-        self.ws.close()
+        try:
+            self._run(self.ws.send(f'<close xmlns="{NS_FRAMING}"/>'))
+            self._run(self.ws.close())
+        finally:
+            self.loop.close()
 
 
 class BoshTransport:
