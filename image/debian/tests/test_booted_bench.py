@@ -10,6 +10,8 @@ import sys
 
 import pytest
 
+from pi_im_bench.scenario import load
+
 from conftest import REPO, Booted
 
 SYSCTL_FILE = "/etc/sysctl.d/60-pi-im.conf"
@@ -78,6 +80,18 @@ def test_benchmark_scenario_on_the_emulated_pi(
     scenario = request.config.getoption("--bench")
     if not scenario:
         pytest.skip("no --bench SCENARIO given")
+    # QEMU's user networking brings every client from one address, which the appliance
+    # holds to ejabberd_connections_per_address: say so now rather than after the storm.
+    per_address = int(
+        booted.root("sed -n 's/^CONNECTIONS_PER_ADDRESS=//p' /etc/pi-im/ejabberd.env")
+    )
+    wanted = load(scenario).max_sessions
+    if per_address < wanted:
+        pytest.fail(
+            f"this image lets one address hold {per_address} connections and the scenario "
+            f"wants {wanted}: build it with -e ejabberd_connections_per_address={wanted} "
+            "or more (bench/README.md)"
+        )
     sets = [f"--set={pair}" for pair in request.config.getoption("--bench-set")]
     done = bench(booted, "run", scenario, *sets, timeout=3 * 3600)
     print(done.stdout, done.stderr)
