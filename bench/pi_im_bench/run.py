@@ -388,8 +388,29 @@ def execute(
     client_cpus: list[int] | None = None,
 ) -> RunResult:
     coordinator = Coordinator(scenario, target, domain, accounts, probe, cafile, client_cpus)
-    tokens = coordinator.prime() if scenario.warm else None
-    if tokens is not None:
+    try:
+        result = measure_steps(coordinator, scenario, target, domain, accounts, probe, client_cpus)
+    finally:
+        coordinator.stop()
+    result.timeline = coordinator.timeline
+    result.wall_s = round(time.monotonic() - coordinator.started, 1)
+    return result
+
+
+def measure_steps(
+    coordinator: Coordinator,
+    scenario: Scenario,
+    target: Target,
+    domain: str,
+    accounts: list[Account],
+    probe: Probe,
+    client_cpus: list[int] | None,
+) -> RunResult:
+    """The scenario's steps on started workers (a warm run's first logins before them), from
+    a baseline taken once the server is idle; the caller stops the workers."""
+    tokens = None
+    if scenario.warm:
+        tokens = coordinator.prime()
         waited = probe.settle()
         print(
             f"{target.name}: {len(accounts):,} clients logged in once ({tokens:,} hold a FAST "
@@ -414,19 +435,14 @@ def execute(
     )
     if scenario.fast:
         result.fast_tokens = tokens
-    try:
-        for number, step in enumerate(scenario.steps, 1):
-            step_result = coordinator.run_step(number, step, baseline)
-            reason = coordinator.judge(step_result)
-            step_result.verdict = reason or "ok"
-            result.steps.append(step_result)
-            if reason:
-                result.stopped_because = reason
-                break
-        else:
-            result.stopped_because = "all steps done"
-    finally:
-        coordinator.stop()
-        result.timeline = coordinator.timeline
-        result.wall_s = round(time.monotonic() - coordinator.started, 1)
+    for number, step in enumerate(scenario.steps, 1):
+        step_result = coordinator.run_step(number, step, baseline)
+        reason = coordinator.judge(step_result)
+        step_result.verdict = reason or "ok"
+        result.steps.append(step_result)
+        if reason:
+            result.stopped_because = reason
+            break
+    else:
+        result.stopped_because = "all steps done"
     return result

@@ -10,6 +10,7 @@ import sys
 
 import pytest
 
+from pi_im_bench.cli import overrides
 from pi_im_bench.scenario import load
 
 from conftest import REPO, Booted
@@ -85,15 +86,15 @@ def test_benchmark_scenario_on_the_emulated_pi(
     per_address = int(
         booted.root("sed -n 's/^CONNECTIONS_PER_ADDRESS=//p' /etc/pi-im/ejabberd.env")
     )
-    wanted = load(scenario).max_sessions
+    sets = request.config.getoption("--bench-set")
+    wanted = load(scenario, overrides(sets)).max_sessions
     if per_address < wanted:
         pytest.fail(
             f"this image lets one address hold {per_address} connections and the scenario "
             f"wants {wanted}: build it with -e ejabberd_connections_per_address={wanted} "
             "or more (bench/README.md)"
         )
-    sets = [f"--set={pair}" for pair in request.config.getoption("--bench-set")]
-    done = bench(booted, "run", scenario, *sets, timeout=3 * 3600)
+    done = bench(booted, "run", scenario, *(f"--set={pair}" for pair in sets), timeout=3 * 3600)
     print(done.stdout, done.stderr)
     assert done.returncode == 0, done.stdout + done.stderr
 

@@ -49,6 +49,12 @@ def container(host) -> str:
 
 
 @pytest.fixture(scope="module")
+def ejabberd_version(host) -> str:
+    """The device's ejabberd package (23.01… on bookworm, 24.12… on trixie)."""
+    return host.check_output("dpkg-query --showformat='${Version}' --show ejabberd")
+
+
+@pytest.fixture(scope="module")
 def address(container: str) -> str:
     return address_of(container)
 
