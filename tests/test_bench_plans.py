@@ -1,6 +1,6 @@
-"""bench/tuning.toml and bench/compare.toml: every variant measures what it names (a misspelt
-role variable would converge the appliance as shipped and compare it with itself; a misspelt
-peer would measure nothing) under the README's conditions."""
+"""bench/tuning.toml, compare.toml and logins.toml: every variant measures what it names (a
+misspelt role variable would converge the appliance as shipped and compare it with itself; a
+misspelt peer would measure nothing) under the README's conditions."""
 
 from __future__ import annotations
 
@@ -15,11 +15,14 @@ from pi_im_bench.cli import plan_scenario
 ROOT = Path(__file__).resolve().parents[1]
 TUNING = tomllib.loads((ROOT / "bench" / "tuning.toml").read_text())
 COMPARE = tomllib.loads((ROOT / "bench" / "compare.toml").read_text())
+LOGINS = tomllib.loads((ROOT / "bench" / "logins.toml").read_text())
 SPECS = yaml.safe_load((ROOT / "roles" / "ejabberd" / "meta" / "argument_specs.yml").read_text())
 OPTIONS = SPECS["argument_specs"]["main"]["options"]
 INVENTORY = yaml.safe_load((ROOT / "inventory" / "demo" / "hosts.yml").read_text())
-ALL_VARIANTS = [("tuning", v) for v in TUNING["variant"]] + [
-    ("compare", v) for v in COMPARE["variant"]
+ALL_VARIANTS = [
+    (plan, variant)
+    for plan, variants in (("tuning", TUNING), ("compare", COMPARE), ("logins", LOGINS))
+    for variant in variants["variant"]
 ]
 
 
@@ -69,9 +72,20 @@ def test_the_command_line_overrides_the_plan_and_the_variant_overrides_both():
 
 
 def test_logins_compares_sasl_sasl2_and_fast_on_the_same_reconnect_storm():
-    plan = tomllib.loads((ROOT / "bench" / "logins.toml").read_text())
-    chosen = [plan_scenario(plan, variant, {}) for variant in plan["variant"]]
-    assert [(c.sasl2, c.fast) for c in chosen] == [(False, False), (True, False), (True, True)]
+    chosen = [plan_scenario(LOGINS, variant, {}) for variant in LOGINS["variant"]]
+    assert [(c.sasl2, c.fast) for c in chosen] == [
+        (False, False),
+        (True, False),
+        (True, True),
+        (True, True),
+    ]
+    # The last is the FAST variant with ejabberd's own log level, as shipped before 0017.
+    assert [v.get("vars") for v in LOGINS["variant"]] == [
+        None,
+        None,
+        None,
+        {"ejabberd_loglevel": "info"},
+    ]
     assert all(c.warm for c in chosen)  # every client logged in before: a reconnect storm
     assert {(c.name, c.steps[0].sessions, c.mechanism) for c in chosen} == {
         ("reconnect-4000", 4000, None)

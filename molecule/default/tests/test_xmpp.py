@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import secrets
 import ssl
+import time
 from pathlib import Path
 
 import httpx
@@ -320,9 +322,26 @@ def xmpp_login(account: Account, cert: Path, address: str) -> str:
     return asyncio.run(attempt())
 
 
-def test_wrong_password_refused_on_c2s(accounts, device_cert: Path, address: str) -> None:
+def test_wrong_password_refused_on_c2s_and_logged(
+    host, accounts, device_cert: Path, address: str
+) -> None:
+    """Refused, and in ejabberd's log for the operator; the good login just before it is
+    not (the shipped level is `warning`: decision 0017)."""
+    log = "/var/log/ejabberd/ejabberd.log"
+    offset = int(host.check_output(f"stat -c %s {log}"))
+    assert xmpp_login(accounts[0], device_cert, address).startswith("session started")
     wrong = Account(accounts[0].jid, accounts[0].password + "x")
     assert xmpp_login(wrong, device_cert, address) == "auth failed"
+
+    failed = f"authentication for {accounts[0].jid} "
+    for _ in range(50):  # ejabberd writes its log a moment after the login
+        written = host.check_output(f"tail -c +{offset + 1} {log}")
+        if failed in written:
+            break
+        time.sleep(0.2)
+    assert re.search(rf"\[warning\] .*Failed c2s \S+ {re.escape(failed)}", written), written
+    assert "Accepted c2s" not in written
+    assert "Accepted connection" not in written
 
 
 def framed(address: str, transport: str, tls: ssl.SSLContext) -> Transport:
