@@ -83,6 +83,9 @@ class Coordinator:
     ):
         self.scenario = scenario
         self.target = target
+        self.domain = domain
+        self.clients = len(accounts)
+        self.client_cpus = client_cpus
         self.probe = probe
         count = math.ceil(scenario.max_sessions / scenario.sessions_per_worker)
         self.workers: list[multiprocessing.process.BaseProcess] = []
@@ -389,7 +392,7 @@ def execute(
 ) -> RunResult:
     coordinator = Coordinator(scenario, target, domain, accounts, probe, cafile, client_cpus)
     try:
-        result = measure_steps(coordinator, scenario, target, domain, accounts, probe, client_cpus)
+        result = measure_steps(coordinator)
     finally:
         coordinator.stop()
     result.timeline = coordinator.timeline
@@ -397,24 +400,17 @@ def execute(
     return result
 
 
-def measure_steps(
-    coordinator: Coordinator,
-    scenario: Scenario,
-    target: Target,
-    domain: str,
-    accounts: list[Account],
-    probe: Probe,
-    client_cpus: list[int] | None,
-) -> RunResult:
+def measure_steps(coordinator: Coordinator) -> RunResult:
     """The scenario's steps on started workers (a warm run's first logins before them), from
     a baseline taken once the server is idle; the caller stops the workers."""
+    scenario, target, probe = coordinator.scenario, coordinator.target, coordinator.probe
     tokens = None
     if scenario.warm:
         tokens = coordinator.prime()
         waited = probe.settle()
         print(
-            f"{target.name}: {len(accounts):,} clients logged in once ({tokens:,} hold a FAST "
-            f"token); idle again after {waited:.0f} s",
+            f"{target.name}: {coordinator.clients:,} clients logged in once ({tokens:,} hold a "
+            f"FAST token); idle again after {waited:.0f} s",
             flush=True,
         )
     baseline = probe.after(time.monotonic())
@@ -425,10 +421,10 @@ def measure_steps(
         server=probe.info,
         generator={
             "workers": len(coordinator.workers),
-            "client_cpus": client_cpus,
+            "client_cpus": coordinator.client_cpus,
             "host": target.host,
             "port": target.port,
-            "domain": domain,
+            "domain": coordinator.domain,
             "target": target.notes,
         },
         baseline={"rss_kb": baseline.rss_kb, "cpu_s": baseline.cpu_s, "erlang": baseline.erlang},

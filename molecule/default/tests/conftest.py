@@ -10,6 +10,7 @@ import shlex
 import ssl
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -117,6 +118,26 @@ def accounts(host) -> Iterator[list[Account]]:
 
 def secret(host, name: str) -> str:
     return host.check_output(f"pi-im-secret show {name}")
+
+
+EJABBERD_LOG = "/var/log/ejabberd/ejabberd.log"
+
+
+def ejabberd_log_size(host) -> int:
+    """Where ejabberd's log ends now: pass it as `since` to read only what comes after."""
+    return int(host.check_output(f"stat -c %s {EJABBERD_LOG}"))
+
+
+def ejabberd_log(host, needle: str, count: int = 1, since: int = 0) -> list[str]:
+    """The lines of ejabberd's log (from byte `since` on) that hold `needle`; waits up to 10 s,
+    as ejabberd writes its log a moment after what it logs, until there are `count`."""
+    command = f"tail -c +{since + 1} {EJABBERD_LOG} | grep -F -- {shlex.quote(needle)} || true"
+    for _ in range(50):
+        lines = host.check_output(command).splitlines()
+        if len(lines) >= count:
+            break
+        time.sleep(0.2)
+    return lines
 
 
 def on_ejabberd(host, expression: str) -> str:

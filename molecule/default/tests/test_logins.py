@@ -13,7 +13,6 @@ import base64
 import re
 import secrets
 import ssl
-import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
@@ -22,7 +21,7 @@ import pytest
 from pi_im_bench.scram import SaltedPasswordCache, TokenCache
 from pi_im_bench.xmpp import Endpoint, Session, SessionError, client_tls_context
 
-from conftest import DOMAIN, Account
+from conftest import DOMAIN, Account, ejabberd_log
 
 TLS = {"1.2": ssl.TLSVersion.TLSv1_2, "1.3": ssl.TLSVersion.TLSv1_3}
 # What the server may advertise: every type it can compute on that TLS version (RFC 9266:
@@ -67,13 +66,8 @@ def logins_logged(host) -> Iterator[None]:
 def accepted(host, jid: str, count: int) -> list[str]:
     """The mechanisms of `jid`'s accepted logins as ejabberd logged them, oldest first; waits
     (ejabberd writes its log a moment after the login) until there are `count` of them."""
-    command = f"grep -F 'authentication for {jid} ' /var/log/ejabberd/ejabberd.log || true"
-    for _ in range(50):
-        found = re.findall(r"Accepted c2s (\S+) authentication", host.check_output(command))
-        if len(found) >= count:
-            return found
-        time.sleep(0.2)
-    return found
+    lines = ejabberd_log(host, f"authentication for {jid} by ", count)  # not "… from": failed
+    return re.findall(r"Accepted c2s (\S+) authentication", "\n".join(lines))
 
 
 @pytest.mark.parametrize("version", TLS)
