@@ -59,3 +59,17 @@ def test_conf_names_each_backend_as_ejabberd_finds_it() -> None:
     ):
         conf = yaml.safe_load((MODULES / name / "conf" / f"{name}.yml").read_text())
         assert f"{base}_{conf['modules'][base]['db_type']}" == name
+
+
+def test_upload_space_conf_has_the_modules_and_the_roles_default() -> None:
+    source = (MODULES / "mod_upload_space/src/mod_upload_space.erl").read_text()
+    declared = set(re.findall(r"^mod_opt_type\((\w+)\)", source, re.MULTILINE))
+    options_clause = source.split("mod_options(_Host) ->")[1].split(".\n")[0]
+    module_defaults = dict(re.findall(r"\{(\w+), (\d+)\}", options_clause))
+    conf = yaml.safe_load((MODULES / "mod_upload_space/conf/mod_upload_space.yml").read_text())
+    options = conf["modules"]["mod_upload_space"]
+    assert set(options) == declared == {"min_free_mb"}
+    assert {k: str(v) for k, v in options.items()} == module_defaults
+    defaults = yaml.safe_load((ROLE / "defaults/main.yml").read_text())
+    assert defaults["ejabberd_upload_min_free"] == "1 GiB"
+    assert options["min_free_mb"] == 1024

@@ -205,3 +205,12 @@ class Ejabberd:
 
     async def stat(self, name: str) -> int:
         return _number(await self.call("stats", name=name))
+
+    async def upload_usage(self) -> tuple[int, int] | None:
+        """Bytes and files members have shared (XEP-0363); None when file sharing is off
+        (the command comes with the appliance's mod_upload_space)."""
+        try:
+            usage = await self.call("upload_usage", host=self.domain)
+        except NotFound:
+            return None
+        return int(usage["bytes"]), int(usage["files"])

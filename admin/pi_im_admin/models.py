@@ -169,6 +169,13 @@ class Disk(BaseModel):
     used_percent: float
 
 
+class SharedFiles(BaseModel):
+    """What members' shared files (XEP-0363) take on the card."""
+
+    megabytes: float
+    files: int
+
+
 class Sample(BaseModel):
     at: float
     online: int
@@ -183,6 +190,7 @@ class Dashboard(BaseModel):
     disk: Disk
     history: list[Sample]
     federation: bool = Field(description="Whether users can reach other XMPP servers")
+    shared_files: SharedFiles | None = Field(description="None when file sharing is off")
 
 
 class Health(BaseModel):

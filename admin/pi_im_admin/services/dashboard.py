@@ -47,6 +47,7 @@ def _process(name: str, marker: str) -> ProcessStats:
 
 async def overview(ctx: Context) -> dict[str, object]:
     disk = shutil.disk_usage("/var/lib")
+    shared = await ctx.ejabberd.upload_usage()
     return {
         "registered": await ctx.ejabberd.stat("registeredusers"),
         "online": await ctx.ejabberd.stat("onlineusers"),
@@ -59,6 +60,9 @@ async def overview(ctx: Context) -> dict[str, object]:
         },
         "history": history(ctx),
         "federation": ctx.settings.federation,
+        "shared_files": (
+            {"megabytes": round(shared[0] / 2**20, 1), "files": shared[1]} if shared else None
+        ),
     }
 
 

@@ -71,3 +71,31 @@ def test_modules_written_for_another_ejabberd_stop_the_play(host, ejabberd_versi
     assert run.stats["changed"] == 0
     assert run.tasks[-1].endswith("Check the modules were written for this ejabberd")
     assert host.file("/etc/pi-im/ejabberd.env").content_string == settings
+
+
+@pytest.mark.parametrize(
+    ("extra", "said"),
+    [
+        ({"ejabberd_upload_quota": "lots"}, 'ejabberd_upload_quota "lots"'),
+        (
+            {"ejabberd_upload_max_file_size": "64 MiB", "ejabberd_upload_quota": "32 MiB"},
+            "hold one file of the largest size",
+        ),
+        (
+            {"ejabberd_web_client_origins": ["https://chat.example.org", "javascript:alert(1)"]},
+            "an origin such as https://chat.example.org (javascript:alert(1))",
+        ),
+    ],
+    ids=["quota-not-a-size", "quota-below-one-file", "origin-not-an-origin"],
+)
+def test_inconsistent_ejabberd_option_stops_before_ejabberd_changes(
+    host, extra: dict[str, object], said: str
+) -> None:
+    """Types pass the first check; what only makes sense together is checked by the role,
+    before anything of ejabberd changes."""
+    before = host.file("/etc/ejabberd/ejabberd.yml").content_string
+    run = converge(extra)
+    assert run.returncode != 0
+    assert said in run.messages
+    assert run.stats["changed"] == 0
+    assert host.file("/etc/ejabberd/ejabberd.yml").content_string == before

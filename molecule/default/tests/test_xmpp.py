@@ -8,11 +8,13 @@ import json
 import re
 import secrets
 import ssl
+import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import httpx
 import pytest
 import slixmpp
+import websockets
 
 from conftest import (
     DOMAIN,
@@ -405,19 +407,53 @@ def test_web_clients_cannot_log_in_without_tls(address: str, url: str, refused: 
         open_plain(url.format(address))
 
 
+@pytest.mark.parametrize("document", ["host-meta", "host-meta.json"])
+@pytest.mark.parametrize("name", [DOMAIN, "address", "localhost"])
 def test_host_meta_announces_only_tls_web_endpoints(
-    address: str, device_tls: ssl.SSLContext
+    address: str, device_tls: ssl.SSLContext, name: str, document: str
 ) -> None:
+    """XEP-0156 discovery answers whichever name the device is asked by (mod_host_meta alone
+    crashed on any but the domain) with the domain's links, TLS ones only."""
     response = httpx.get(
-        f"https://{address}:5280/.well-known/host-meta.json",
-        headers={"Host": DOMAIN},
+        f"https://{address}:5280/.well-known/{document}",
+        headers={"Host": address if name == "address" else name},
         timeout=10,
         verify=device_tls,
     )
     assert response.status_code == 200
-    links = {link["rel"]: link["href"] for link in json.loads(response.text)["links"]}
-    assert links["urn:xmpp:alt-connections:websocket"] == f"wss://{DOMAIN}:5280/websocket"
-    assert links["urn:xmpp:alt-connections:xbosh"] == f"https://{DOMAIN}:5280/bosh"
+    if document.endswith(".json"):
+        links = {link["rel"]: link["href"] for link in json.loads(response.text)["links"]}
+    else:
+        links = {
+            link.get("rel"): link.get("href")
+            for link in ET.fromstring(response.text)
+            if link.tag.endswith("Link")
+        }
+    assert links == {
+        "urn:xmpp:alt-connections:websocket": f"wss://{DOMAIN}:5280/websocket",
+        "urn:xmpp:alt-connections:xbosh": f"https://{DOMAIN}:5280/bosh",
+    }
+
+
+@pytest.mark.parametrize(
+    ("origin", "opens"),
+    [(None, True), (f"https://{DOMAIN}:5280", True), ("https://elsewhere.example", False)],
+    ids=["an-app", "the-devices-page", "another-site"],
+)
+def test_only_the_devices_pages_open_the_websocket(
+    address: str, device_tls: ssl.SSLContext, origin: str | None, opens: bool
+) -> None:
+    """A browser says which page opens a WebSocket; one on another site could otherwise use a
+    member's browser to reach the device (on the LAN, where the site cannot)."""
+    url = f"wss://{address}:5280/websocket"
+    if opens:
+        transport = WebSocketTransport(url, device_tls, origin)
+        assert transport.open_stream(DOMAIN, restart=False)
+        transport.close()
+    else:
+        with pytest.raises(websockets.InvalidStatus) as refused:
+            WebSocketTransport(url, device_tls, origin)
+        assert refused.value.response.status_code == 403
 
 
 def test_in_band_registration_is_off(address: str, device_tls: ssl.SSLContext) -> None:

@@ -50,11 +50,21 @@ class WebSocketTransport:
     sometimes swallows the upgrade request (it never reaches the wire; about 1 in 100).
     """
 
-    def __init__(self, url: str, tls: ssl.SSLContext | None = None) -> None:
+    def __init__(
+        self, url: str, tls: ssl.SSLContext | None = None, origin: str | None = None
+    ) -> None:
+        """`origin`: the page a browser would say it opens the socket from (none: an app)."""
         self.loop = asyncio.new_event_loop()
         try:
             self.ws: ClientConnection = self._run(
-                connect(url, subprotocols=["xmpp"], open_timeout=10, ping_interval=None, ssl=tls)
+                connect(
+                    url,
+                    subprotocols=["xmpp"],
+                    open_timeout=10,
+                    ping_interval=None,
+                    ssl=tls,
+                    origin=origin,  # type: ignore[arg-type]
+                )
             )
         except BaseException:
             self.loop.close()
