@@ -78,15 +78,19 @@ def test_logins_compares_sasl_sasl2_and_fast_on_the_same_reconnect_storm():
         (True, False),
         (True, True),
         (True, True),
+        (False, False),
+        (False, False),
     ]
-    # The last is the FAST variant with ejabberd's own log level, as shipped before 0017.
+    # The fourth is the FAST variant with ejabberd's own log level, as shipped before 0017;
+    # the last two offer PLAIN beside SCRAM, then use it (0019).
     assert [v.get("vars") for v in LOGINS["variant"]] == [
         None,
         None,
         None,
         {"ejabberd_loglevel": "info"},
+        {"ejabberd_sasl_plain": True},
+        {"ejabberd_sasl_plain": True},
     ]
     assert all(c.warm for c in chosen)  # every client logged in before: a reconnect storm
-    assert {(c.name, c.steps[0].sessions, c.mechanism) for c in chosen} == {
-        ("reconnect-4000", 4000, None)
-    }
+    assert {(c.name, c.steps[0].sessions) for c in chosen} == {("reconnect-4000", 4000)}
+    assert [c.mechanism for c in chosen] == [None] * 5 + ["PLAIN"]

@@ -73,3 +73,12 @@ def test_upload_space_conf_has_the_modules_and_the_roles_default() -> None:
     defaults = yaml.safe_load((ROLE / "defaults/main.yml").read_text())
     assert defaults["ejabberd_upload_min_free"] == "1 GiB"
     assert options["min_free_mb"] == 1024
+
+
+def test_web_resume_conf_has_the_modules_and_the_roles_default() -> None:
+    source = (MODULES / "mod_web_resume/src/mod_web_resume.erl").read_text()
+    assert "mod_options(_Host) -> [{resume_timeout, timer:seconds(30)}]." in source
+    conf = yaml.safe_load((MODULES / "mod_web_resume/conf/mod_web_resume.yml").read_text())
+    defaults = yaml.safe_load((ROLE / "defaults/main.yml").read_text())
+    assert conf["modules"]["mod_web_resume"] == {"resume_timeout": 30}
+    assert defaults["ejabberd_web_resume_seconds"] == 30

@@ -9,6 +9,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
+from .. import qr
 from ..auth import (
     SESSION_COOKIE,
     SIGNIN_CSRF_COOKIE,
@@ -431,7 +432,8 @@ async def invite_create(
     async def show(made: Any) -> HTMLResponse:
         link = invite_url(request, ctx, made[1])
         notice = f"Invitation #{made[0]}: {link} (shown once: copy it now)."
-        return await invites_page(request, who, ctx, notice=notice)
+        code = qr.svg(link, f"Invitation #{made[0]}")
+        return await invites_page(request, who, ctx, notice=notice, created_qr=code)
 
     return await reveal(
         request, "/invites", lambda: invites.create(ctx, who, hours, group, max_uses), show

@@ -9,6 +9,8 @@ from typing import Annotated
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse
 
+from .. import qr
+from ..apps import APPS
 from ..auth import ContextDep
 from ..context import Context
 from ..errors import Problem
@@ -37,6 +39,7 @@ def form(
         token=token,
         domain=ctx.ejabberd.domain,
         error=error,
+        apps=APPS,
     )
 
 
@@ -69,4 +72,6 @@ async def invite_redeem(
     except Problem as problem:
         ctx.redemptions.failed(**keys)
         return form(request, ctx, token, status=problem.status, error=problem.message)
-    return render(request, "welcome.html", None, status=201, jid=f"{name}@{ctx.ejabberd.domain}")
+    jid = f"{name}@{ctx.ejabberd.domain}"
+    code = qr.svg(f"xmpp:{jid}", f"Your chat address, {jid}")
+    return render(request, "welcome.html", None, status=201, jid=jid, jid_qr=code, apps=APPS)

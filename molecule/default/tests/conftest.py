@@ -190,6 +190,16 @@ def fields(answer: str) -> dict[str, str]:
     return dict(re.findall(r"(\w+) => (\w+)", answer))
 
 
+def configure_ejabberd(host, replacements: dict[str, str]) -> None:
+    """Whole lines of ejabberd.yml replaced as an owner would edit them (each must be there),
+    the configuration reloaded."""
+    config = host.file(EJABBERD_CONFIG).content_string.splitlines()
+    for old in replacements:
+        assert old in config, f"no line {old!r} in {EJABBERD_CONFIG}"
+    edits = " ".join(f"-e {shlex.quote(f's/^{old}$/{new}/')}" for old, new in replacements.items())
+    host.check_output(f"sed -i {edits} {EJABBERD_CONFIG} && ejabberdctl reload_config")
+
+
 def configure_archive(host, **options: str | int) -> None:
     """Options of the archive backend (mod_mam_sql_grouped) set as a user would: their lines
     in ejabberd.yml edited, the configuration reloaded."""

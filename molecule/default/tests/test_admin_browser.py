@@ -8,11 +8,15 @@ from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+import httpx
 import pytest
-from playwright.sync_api import Browser, Page, expect, sync_playwright
+import zxingcpp
+from PIL import Image
+from playwright.sync_api import Browser, Locator, Page, expect, sync_playwright
 
 from conftest import DOMAIN, REPO, Account, secret
-from test_xmpp import xmpp_login
+from test_admin_service import base_url, create_user, owner, owner_api  # noqa: F401 (fixtures)
+from test_xmpp import roster_of, xmpp_login
 
 ARTIFACTS = REPO / "artifacts"
 CHROMIUM = "/usr/bin/chromium"
@@ -32,6 +36,22 @@ def xmpp_login_beside_playwright(account: Account, cert: Path, address: str) -> 
     """Playwright's sync API owns this thread's event loop: log in from another thread."""
     with ThreadPoolExecutor(1) as pool:
         return pool.submit(xmpp_login, account, cert, address).result()
+
+
+def scanned(code: Locator, into: Path) -> str:
+    """What a camera reads off the QR code as the browser draws it."""
+    code.screenshot(path=into)
+    [found] = zxingcpp.read_barcodes(Image.open(into))
+    assert found.format == zxingcpp.BarcodeFormat.QRCode
+    return found.text
+
+
+def sign_in(page: Page, host, base: str) -> None:  # type: ignore[no-untyped-def]
+    page.goto(f"{base}/signin")
+    page.get_by_label("User name").fill("owner")
+    page.get_by_label("Password").fill(secret(host, "admin-owner-password"))
+    page.get_by_role("button", name="Sign in").click()
+    expect(page.get_by_role("heading", name="Dashboard")).to_be_visible()
 
 
 @pytest.fixture(scope="module")
@@ -87,10 +107,7 @@ def test_sign_in_create_log_in_delete(host, page: Page, address: str, device_cer
 
 def test_bad_input_is_shown_not_crashed(host, page: Page, address: str) -> None:
     base = f"https://{address}:8080"
-    page.goto(f"{base}/signin")
-    page.get_by_label("User name").fill("owner")
-    page.get_by_label("Password").fill(secret(host, "admin-owner-password"))
-    page.get_by_role("button", name="Sign in").click()
+    sign_in(page, host, base)
     page.goto(f"{base}/users")
     page.get_by_label("User name").fill("no spaces allowed")
     page.get_by_label("Password").fill(secrets.token_urlsafe(16))
@@ -98,3 +115,58 @@ def test_bad_input_is_shown_not_crashed(host, page: Page, address: str) -> None:
     expect(page.get_by_role("alert")).to_have_text(
         "A user name may not contain spaces or control characters."
     )
+
+
+def test_an_invitation_from_qr_code_to_contacts(
+    host,
+    browser: Browser,
+    page: Page,
+    address: str,
+    device_cert: Path,
+    owner_api: httpx.Client,  # noqa: F811
+    tmp_path: Path,
+) -> None:
+    """An operator makes an invitation into a group: its QR code holds the link. The new
+    member, in a browser of their own, reads which app to install, signs up, and is shown
+    their address as a QR code; in their app the group's members are already contacts."""
+    ARTIFACTS.mkdir(exist_ok=True)
+    base = f"https://{address}:8080"
+    group = f"family{secrets.token_hex(3)}"
+    assert owner_api.post("/groups", json={"name": group}).status_code == 201
+    grandma = create_user(owner_api, group)
+
+    sign_in(page, host, base)
+    page.goto(f"{base}/invites")
+    page.get_by_label("Group").select_option(group)
+    page.get_by_role("button", name="Create invitation link").click()
+    link = page.get_by_role("status").inner_text().split(": ", 1)[1].split(" (shown once")[0]
+    assert link.startswith(f"{base}/invite/i")
+    assert scanned(page.locator("#new-invitation svg"), tmp_path / "invitation.png") == link
+    page.screenshot(path=ARTIFACTS / "invitation.png", full_page=True)
+
+    newcomer = browser.new_context(ignore_https_errors=True).new_page()
+    newcomer.goto(link)
+    expect(
+        newcomer.get_by_role("heading", name=f"You are invited to chat on {DOMAIN}")
+    ).to_be_visible()
+    expect(newcomer.locator("#apps")).to_contain_text("Conversations")
+    stores = newcomer.locator("#apps a").evaluate_all("links => links.map(a => a.href)")
+    assert "https://f-droid.org/packages/eu.siacs.conversations/" in stores
+    assert {"https://monal-im.org/", "https://gajim.org/download/", "https://dino.im/"} <= set(
+        stores
+    )
+    name, password = f"n{secrets.token_hex(4)}", secrets.token_urlsafe(16)
+    newcomer.get_by_label("User name").fill(name)
+    newcomer.get_by_label("Password").fill(password)
+    newcomer.get_by_role("button", name="Create account").click()
+    expect(newcomer.locator("#jid")).to_have_text(f"{name}@{DOMAIN}")
+    assert scanned(newcomer.locator("#address-code svg"), tmp_path / "address.png") == (
+        f"xmpp:{name}@{DOMAIN}"
+    )
+    newcomer.screenshot(path=ARTIFACTS / "welcome.png", full_page=True)
+    newcomer.context.close()
+
+    member = Account(f"{name}@{DOMAIN}", password)
+    with ThreadPoolExecutor(1) as pool:
+        contacts = pool.submit(roster_of, member, device_cert, address).result()
+    assert grandma.jid in contacts

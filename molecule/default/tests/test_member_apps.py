@@ -6,14 +6,16 @@ from __future__ import annotations
 import asyncio
 import secrets
 import ssl
+from collections.abc import Iterator
 from pathlib import Path
 
+import pytest
 import slixmpp
 from slixmpp.exceptions import IqError
 
-from conftest import DOMAIN, Account
-from test_xmpp import Client, log_in
-from xmpp_framed import NS_STREAMS, WebSocketTransport
+from conftest import DOMAIN, Account, configure_ejabberd
+from test_xmpp import Client, archived_copies, history_with, log_in
+from xmpp_framed import NS_STREAMS, FramedClient, WebSocketTransport
 
 
 async def change_password(client: Client, password: str) -> str:
@@ -99,3 +101,106 @@ def test_a_group_chat_stays_when_everyone_leaves(
         assert room in host.check_output(f"ejabberdctl muc_online_rooms {service}").split()
     finally:
         host.run(f"ejabberdctl destroy_room {name} {service}")
+
+
+@pytest.fixture
+def short_web_resumption(host) -> Iterator[int]:
+    """Browsers' sessions wait 2 s, not 30, to be resumed (ejabberd_web_resume_seconds);
+    apps' keep their 300."""
+    configure_ejabberd(host, {"    resume_timeout: 30": "    resume_timeout: 2"})
+    yield 2
+    configure_ejabberd(host, {"    resume_timeout: 2": "    resume_timeout: 30"})
+
+
+def open_tab(address: str, tls: ssl.SSLContext, account: Account, resource: str) -> FramedClient:
+    """A browser tab's session: WebSocket, stream management on with resumption."""
+    tab = FramedClient(
+        WebSocketTransport(f"wss://{address}:5280/websocket", tls), account.jid, account.password
+    )
+    tab.login(resource)
+    tab.pending.extend(tab.transport.send("<enable xmlns='urn:xmpp:sm:3' resume='true'/>"))
+    assert tab._next("{urn:xmpp:sm:3}enabled") is not None
+    tab.pending.extend(
+        tab.transport.send(
+            "<iq xmlns='jabber:client' type='set' id='carbons'>"
+            "<enable xmlns='urn:xmpp:carbons:2'/></iq>"
+        )
+    )
+    assert tab._next("{jabber:client}iq").get("type") == "result"
+    return tab
+
+
+@pytest.mark.parametrize("phone_online", [True, False], ids=["phone-online", "nobody-online"])
+def test_closed_browser_tabs_duplicate_nothing(
+    host,
+    short_web_resumption: int,
+    phone_online: bool,
+    accounts: list[Account],
+    device_cert: Path,
+    device_tls: ssl.SSLContext,
+    address: str,
+) -> None:
+    """Two browser tabs of a member (WebSocket, stream management on) are closed: their
+    sessions wait for a resumption that never comes, then end. A message sent meanwhile
+    reaches the member's phone once (live, or kept offline until it comes back, as for any
+    member who is away), is archived once, and the closed tabs are not left online."""
+    sender, member = accounts
+    user = member.jid.split("@")[0]
+    body = f"dinner at seven {secrets.token_hex(3)}"
+    tabs = [open_tab(address, device_tls, member, f"tab{n}") for n in (1, 2)]
+
+    async def exchange() -> tuple[list[str], list[str], list[str]]:
+        phone = await log_in(member, device_cert, address) if phone_online else None
+        mum = await log_in(sender, device_cert, address)
+        for tab in tabs:  # no close frame, no </close>: the connection just ends
+            await asyncio.to_thread(tab.transport.drop)  # type: ignore[attr-defined]
+        await asyncio.sleep(0.5)
+        mum.send_message(mto=member.jid, mbody=body, mtype="chat")
+        await asyncio.sleep(short_web_resumption + 4)  # past the tabs' window, and what follows
+        resources = host.check_output(f"ejabberdctl user_resources {user} {DOMAIN}").split()
+        if phone is None:
+            phone = await log_in(member, device_cert, address)
+            await asyncio.sleep(2)  # what waited offline arrives at once
+        received = []
+        while not phone.messages.empty():
+            received.append(phone.messages.get_nowait()["body"])
+        history = await history_with(phone, sender.jid)
+        for client in (phone, mum):
+            client.disconnect()
+        return received, resources, history
+
+    received, resources, history = asyncio.run(exchange())
+
+    assert received == [body]
+    assert history == [body]
+    assert not {"tab1", "tab2"} & set(resources)
+    assert int(host.check_output(f"ejabberdctl get_offline_count {user} {DOMAIN}")) == 0
+    assert archived_copies(host, body) == 2  # the sender's copy and the member's
+
+
+def test_an_app_that_loses_its_connection_can_still_resume(
+    host, short_web_resumption: int, accounts: list[Account], device_cert: Path, address: str
+) -> None:
+    """An app's connection drops (a phone changing network): its session waits its five
+    minutes to be resumed, well past a browser's wait."""
+    member = accounts[0]
+    user = member.jid.split("@")[0]
+
+    async def drop() -> tuple[list[str], list[str]]:
+        app = Client(member, device_cert)
+        app.register_plugin("xep_0198")
+        enabled = asyncio.get_running_loop().create_future()
+        app.add_event_handler("sm_enabled", lambda _: enabled.set_result(None))
+        app.connect(host=address, port=5222)
+        await asyncio.wait_for(app.outcome, 30)
+        await asyncio.wait_for(enabled, 15)
+        before = host.check_output(f"ejabberdctl user_resources {user} {DOMAIN}").split()
+        app.abort()  # TLS closed, the TCP connection ended: no </stream>
+        await asyncio.sleep(short_web_resumption + 4)
+        after = host.check_output(f"ejabberdctl user_resources {user} {DOMAIN}").split()
+        return before, after
+
+    before, after = asyncio.run(drop())
+
+    assert len(before) == 1
+    assert after == before

@@ -16,7 +16,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from conftest import DOMAIN, EJABBERD_CONFIG, Account, api, ejabberd_log, ejabberd_log_size
+from conftest import DOMAIN, Account, api, configure_ejabberd, ejabberd_log, ejabberd_log_size
 from test_admin_service import base_url, owner, owner_api  # noqa: F401 (fixtures)
 
 HTTP_PORT = 5280
@@ -79,12 +79,6 @@ def random_file(directory: Path, name: str, size: int) -> Path:
 
 def digest(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
-
-
-def configure(host, replacements: dict[str, str]) -> None:
-    """Lines of ejabberd.yml replaced as an owner would edit them, the configuration reloaded."""
-    edits = " ".join(f"-e 's/^{old}$/{new}/'" for old, new in replacements.items())
-    host.check_output(f"sed -i {edits} {EJABBERD_CONFIG} && ejabberdctl reload_config")
 
 
 @pytest.fixture
@@ -150,7 +144,7 @@ def test_a_file_over_the_limit_is_refused_with_the_protocols_error(
 
 @pytest.fixture
 def one_mebibyte_quota(host) -> Iterator[None]:
-    configure(
+    configure_ejabberd(
         host,
         {
             "  hard_upload_quota: 256": "  hard_upload_quota: 1",
@@ -158,7 +152,7 @@ def one_mebibyte_quota(host) -> Iterator[None]:
         },
     )
     yield
-    configure(
+    configure_ejabberd(
         host,
         {
             "  hard_upload_quota: 1": "  hard_upload_quota: 256",
@@ -187,9 +181,9 @@ def test_the_quota_removes_the_oldest_files(
 @pytest.fixture
 def card_nearly_full(host) -> Iterator[None]:
     """The floor raised above what the card has free: the same as a nearly full card."""
-    configure(host, {"    min_free_mb: 1024": "    min_free_mb: 100000000"})
+    configure_ejabberd(host, {"    min_free_mb: 1024": "    min_free_mb: 100000000"})
     yield
-    configure(host, {"    min_free_mb: 100000000": "    min_free_mb: 1024"})
+    configure_ejabberd(host, {"    min_free_mb: 100000000": "    min_free_mb: 1024"})
 
 
 def test_uploads_stop_short_of_filling_the_card(

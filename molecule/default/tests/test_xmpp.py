@@ -332,6 +332,21 @@ def xmpp_login(account: Account, cert: Path, address: str) -> str:
     return asyncio.run(attempt())
 
 
+def roster_of(account: Account, cert: Path, address: str) -> set[str]:
+    """The JIDs in the account's roster, as its app gets it at login."""
+
+    async def fetch() -> set[str]:
+        client = Client(account, cert)
+        client.connect(host=address, port=5222)
+        await asyncio.wait_for(client.outcome, 30)
+        await client.get_roster()
+        jids = {str(jid) for jid in client.client_roster if str(jid) != account.jid}
+        client.disconnect()
+        return jids
+
+    return asyncio.run(fetch())
+
+
 def test_wrong_password_refused_on_c2s_and_logged(
     host, accounts, device_cert: Path, address: str
 ) -> None:

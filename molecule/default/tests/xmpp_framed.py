@@ -93,6 +93,16 @@ class WebSocketTransport:
     def receive(self) -> list[ET.Element]:
         return [ET.fromstring(self._run(self.ws.recv()))]
 
+    def drop(self) -> None:
+        """End the TCP connection with no close frame and no </close>, as a browser tab that is
+        closed or loses its network does. The loop runs once more: asyncio closes the socket
+        on its next turn."""
+        self.ws.transport.abort()
+        try:
+            self.loop.run_until_complete(asyncio.sleep(0.2))
+        finally:
+            self.loop.close()
+
     def close(self) -> None:
         try:
             self._run(self.ws.send(f'<close xmlns="{NS_FRAMING}"/>'))
@@ -178,7 +188,7 @@ class FramedClient:
             raise AuthenticationFailed(ET.tostring(answer).decode())
         return answer
 
-    def login(self) -> None:
+    def login(self, resource: str = "framed") -> None:
         features = self.transport.open_stream(self.domain, restart=False)
         mechanisms = next(f for f in features if f.tag == f"{{{NS_STREAMS}}}features")
         self.mechanisms = [m.text or "" for m in mechanisms.iter(f"{{{NS_SASL}}}mechanism")]
@@ -204,7 +214,7 @@ class FramedClient:
         self.pending.extend(
             self.transport.send(
                 f'<iq xmlns="{NS_CLIENT}" type="set" id="bind1"><bind xmlns="{NS_BIND}">'
-                f"<resource>framed</resource></bind></iq>"
+                f"<resource>{resource}</resource></bind></iq>"
             )
         )
         bound = self._next(f"{{{NS_CLIENT}}}iq")
