@@ -267,3 +267,23 @@ def test_free_text_ejabberd_cannot_carry_is_refused_before_ejabberd_is_asked(
     refused = bearer(app, new_token(client, csrf, "owner")).post(path, json=body)
     assert refused.status_code == 400, refused.text
     assert refused.json()["detail"].startswith(f"The {field} may not contain")
+
+
+@pytest.mark.parametrize(
+    ("method", "path"),
+    [
+        ("DELETE", "/api/v1/invites/{}"),
+        ("DELETE", "/api/v1/operators/{}"),
+        ("PATCH", "/api/v1/operators/{}"),
+        ("DELETE", "/api/v1/tokens/{}"),
+    ],
+)
+def test_an_id_no_row_can_have_is_refused_not_a_server_error(app, method: str, path: str) -> None:
+    """Found by the API fuzzer: DELETE /invites/3982955456446866657834912710656 was a 500
+    (a number SQLite cannot hold). Ids are bounded; one in bounds that names nothing is 404."""
+    client, csrf = signed_in(app)
+    api = bearer(app, new_token(client, csrf, "owner"))
+    body = {"role": "viewer"} if method == "PATCH" else None
+    assert api.request(method, path.format(2**101), json=body).status_code == 422
+    assert api.request(method, path.format(0), json=body).status_code == 422
+    assert api.request(method, path.format(2**31 - 1), json=body).status_code == 404

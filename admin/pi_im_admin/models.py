@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
+from fastapi import Path
 from pydantic import BaseModel, Field
+
+# The id of a row of the console's database in a path (an invitation, an operator, a token):
+# bounded, so a number SQLite cannot hold is a 422, not a server error (found by the fuzzer).
+RowId = Annotated[int, Path(ge=1, le=2**31 - 1)]
 
 
 class NewUser(BaseModel):

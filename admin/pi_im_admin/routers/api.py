@@ -220,7 +220,7 @@ async def create_invite(
     "/invites/{invite_id}", status_code=204, response_class=Response, tags=["invitations"]
 )
 async def revoke_invite(
-    invite_id: int,
+    invite_id: models.RowId,
     who: Annotated[Principal, Depends(api(P.MANAGE_INVITES))],
     ctx: ContextDep,
 ):
@@ -279,7 +279,7 @@ async def create_operator(
     "/operators/{operator_id}", status_code=204, response_class=Response, tags=["operators"]
 )
 async def change_operator_role(
-    operator_id: int,
+    operator_id: models.RowId,
     body: models.RoleChange,
     who: Annotated[Principal, Depends(api(P.MANAGE_OPERATORS))],
     ctx: ContextDep,
@@ -292,7 +292,7 @@ async def change_operator_role(
     "/operators/{operator_id}", status_code=204, response_class=Response, tags=["operators"]
 )
 async def delete_operator(
-    operator_id: int,
+    operator_id: models.RowId,
     who: Annotated[Principal, Depends(api(P.MANAGE_OPERATORS))],
     ctx: ContextDep,
 ):
@@ -320,7 +320,7 @@ async def create_token(
 
 @router.delete("/tokens/{token_id}", status_code=204, response_class=Response, tags=["tokens"])
 async def revoke_token(
-    token_id: int,
+    token_id: models.RowId,
     who: Annotated[Principal, Depends(api(P.MANAGE_TOKENS))],
     ctx: ContextDep,
 ):

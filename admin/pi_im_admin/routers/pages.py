@@ -9,7 +9,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
-from .. import qr
+from .. import models, qr
 from ..auth import (
     SESSION_COOKIE,
     SIGNIN_CSRF_COOKIE,
@@ -443,7 +443,7 @@ async def invite_create(
 @router.post("/invites/{invite_id}/revoke")
 async def invite_revoke(
     request: Request,
-    invite_id: int,
+    invite_id: models.RowId,
     who: Annotated[Principal, Depends(form_action(P.MANAGE_INVITES))],
     ctx: ContextDep,
 ) -> Response:
@@ -529,7 +529,7 @@ async def operator_create(
 @router.post("/operators/{operator_id}/role")
 async def operator_role(
     request: Request,
-    operator_id: int,
+    operator_id: models.RowId,
     who: Annotated[Principal, Depends(form_action(P.MANAGE_OPERATORS))],
     ctx: ContextDep,
     role: Annotated[str, Form()] = "",
@@ -545,7 +545,7 @@ async def operator_role(
 @router.post("/operators/{operator_id}/delete")
 async def operator_delete(
     request: Request,
-    operator_id: int,
+    operator_id: models.RowId,
     who: Annotated[Principal, Depends(form_action(P.MANAGE_OPERATORS))],
     ctx: ContextDep,
 ) -> Response:
@@ -575,7 +575,7 @@ async def token_create(
 @router.post("/tokens/{token_id}/revoke")
 async def token_revoke(
     request: Request,
-    token_id: int,
+    token_id: models.RowId,
     who: Annotated[Principal, Depends(form_action(P.MANAGE_TOKENS))],
     ctx: ContextDep,
 ) -> Response:

@@ -1,5 +1,6 @@
 """What members do from their apps, with a real client (slixmpp): change their own password
-(XEP-0077) while nobody can register in-band, and keep a group chat they made."""
+(XEP-0077) while nobody can register or delete an account in-band, keep a group chat they
+made, and close browser tabs without a trace."""
 
 from __future__ import annotations
 
@@ -54,6 +55,28 @@ def test_a_member_changes_their_password_from_their_app(
     assert changed == "ok"
     assert asyncio.run(outcome(new)).startswith("session started")
     assert asyncio.run(outcome(member.password)) == "auth failed"
+
+
+def test_an_account_is_not_deleted_from_an_app(
+    host, accounts: list[Account], device_cert: Path, address: str
+) -> None:
+    """Accounts go through the console: a member's app asking to delete the account (XEP-0077
+    <remove/>) is refused and the account, with its history, stays."""
+    member = accounts[0]
+
+    async def remove() -> str:
+        client = await log_in(member, device_cert, address)
+        client.register_plugin("xep_0077")
+        try:
+            await client.plugin["xep_0077"].cancel_registration(jid=DOMAIN, timeout=15)
+        except IqError as error:
+            return str(error.iq["error"]["condition"])
+        finally:
+            client.disconnect()
+        return "removed"
+
+    assert asyncio.run(remove()) in ("forbidden", "not-allowed")
+    assert host.run(f"ejabberdctl check_account {member.jid.split('@')[0]} {DOMAIN}").rc == 0
 
 
 def test_nobody_registers_in_band(host, address: str, device_tls: ssl.SSLContext) -> None:
