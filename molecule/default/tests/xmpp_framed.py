@@ -170,6 +170,7 @@ class FramedClient:
         self.pending: list[ET.Element] = []
         self.mechanisms: list[str] = []
         self.features: list[str] = []
+        self.bound_features: list[str] = []
         self.jid = ""
 
     def _next(self, tag: str) -> ET.Element:
@@ -206,11 +207,11 @@ class FramedClient:
             scram.verify(base64.b64decode(outcome.text or ""))
         except ScramError as error:
             raise AuthenticationFailed(str(error)) from error
-        self.pending = [
-            e
-            for e in self.transport.open_stream(self.domain, restart=True)
-            if e.tag != f"{{{NS_STREAMS}}}features"
-        ]
+        restarted = self.transport.open_stream(self.domain, restart=True)
+        bound = [e for e in restarted if e.tag == f"{{{NS_STREAMS}}}features"]
+        # What the stream offers once authenticated (stream management, CSI, caps...).
+        self.bound_features = [child.tag for element in bound for child in element]
+        self.pending = [e for e in restarted if e.tag != f"{{{NS_STREAMS}}}features"]
         self.pending.extend(
             self.transport.send(
                 f'<iq xmlns="{NS_CLIENT}" type="set" id="bind1"><bind xmlns="{NS_BIND}">'
