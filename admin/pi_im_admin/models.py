@@ -188,6 +188,7 @@ class Sample(BaseModel):
 
 
 class Dashboard(BaseModel):
+    domain: str = Field(description="The XMPP domain: addresses are name@domain")
     registered: int
     online: int
     uptime_seconds: int

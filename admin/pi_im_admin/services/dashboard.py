@@ -49,6 +49,7 @@ async def overview(ctx: Context) -> dict[str, object]:
     disk = shutil.disk_usage("/var/lib")
     shared = await ctx.ejabberd.upload_usage()
     return {
+        "domain": ctx.ejabberd.domain,
         "registered": await ctx.ejabberd.stat("registeredusers"),
         "online": await ctx.ejabberd.stat("onlineusers"),
         "uptime_seconds": await ctx.ejabberd.stat("uptimeseconds"),

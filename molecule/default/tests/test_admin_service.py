@@ -603,6 +603,9 @@ def test_dashboard_shows_the_services(owner_api: httpx.Client, owner: Console) -
     assert "Federation is off" in page.text
     assert str(board["registered"]) in page.text
     assert "<polyline" in page.text  # the chart of online users
+    # Which domain is in use: what people type after their name.
+    assert board["domain"] == DOMAIN
+    assert f"end in <strong>@{DOMAIN}</strong>" in page.text
 
 
 def test_audit_log_records_who_did_what(owner_api: httpx.Client) -> None:
