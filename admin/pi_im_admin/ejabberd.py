@@ -66,6 +66,10 @@ class Ejabberd:
         if response.status_code >= 500:
             raise Unavailable(f"ejabberd failed on {command}: {response.text[:200]}")
         body = response.json() if response.content else None
+        # A command this ejabberd does not have (its module is not loaded) is a 400 with
+        # this bare body: as absent as a 404.
+        if response.status_code == 400 and body == "unknown_command":
+            raise NotFound(f"ejabberd has no command {command}.")
         if response.status_code == 404 and isinstance(body, dict):
             raise NotFound(str(body.get("message", "not found")))
         if response.status_code == 409 and isinstance(body, dict):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import re
@@ -15,12 +16,15 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import httpx
 import pytest
 import yaml
 
 from pi_im_admin.ejabberd import trusting
 
 import device_api
+from admin_console import Console
+from admin_console import api as console_api
 from containers import address_of, inspect
 
 SCENARIO = Path(__file__).resolve().parents[1]
@@ -120,6 +124,47 @@ def secret(host, name: str) -> str:
     return host.check_output(f"pi-im-secret show {name}")
 
 
+# The console, as its owner
+
+
+@pytest.fixture(scope="module")
+def base_url(address: str) -> str:
+    return f"https://{address}:8080"
+
+
+@pytest.fixture(scope="module")
+def owner(host, base_url: str, device_tls: ssl.SSLContext) -> Console:
+    console = Console(base_url, device_tls)
+    response = console.sign_in("owner", secret(host, "admin-owner-password"))
+    assert response.status_code == 303
+    return console
+
+
+@pytest.fixture(scope="module")
+def owner_api(owner: Console, base_url: str, device_tls: ssl.SSLContext) -> httpx.Client:
+    """The REST API with a fresh owner's token."""
+    token = owner.create_token(f"tests-{secrets.token_hex(3)}", "owner")
+    return console_api(base_url, token, device_tls)
+
+
+def new_name(prefix: str = "u") -> str:
+    return f"{prefix}{secrets.token_hex(4)}"
+
+
+def strong() -> str:
+    return secrets.token_urlsafe(16)
+
+
+def create_user(owner_api: httpx.Client, group: str = "") -> Account:
+    """A fresh XMPP account made through the console's API (failing loudly here, not later)."""
+    name, password = new_name(), strong()
+    response = owner_api.post(
+        "/users", json={"username": name, "password": password, "group": group}
+    )
+    assert response.status_code == 201, response.text
+    return Account(f"{name}@{DOMAIN}", password)
+
+
 EJABBERD_LOG = "/var/log/ejabberd/ejabberd.log"
 
 
@@ -190,37 +235,32 @@ def fields(answer: str) -> dict[str, str]:
     return dict(re.findall(r"(\w+) => (\w+)", answer))
 
 
-def configure_ejabberd(host, replacements: dict[str, str]) -> None:
-    """Whole lines of ejabberd.yml replaced as an owner would edit them (each must be there),
-    the configuration reloaded."""
+@contextlib.contextmanager
+def ejabberd_configured(host, replacements: dict[str, str]) -> Iterator[None]:
+    """Lines of ejabberd.yml replaced as an owner would edit them and the configuration
+    reloaded, for the length of a `with` block; then the file as it was, reloaded. Each key
+    is a pattern a whole line must match (a basic regular expression: `.*` at most), its value
+    the line that replaces it."""
     config = host.file(EJABBERD_CONFIG).content_string.splitlines()
-    for old in replacements:
-        assert old in config, f"no line {old!r} in {EJABBERD_CONFIG}"
+    for pattern in replacements:
+        assert any(re.fullmatch(pattern, line) for line in config), (
+            f"no line {pattern!r} in {EJABBERD_CONFIG}"
+        )
     edits = " ".join(f"-e {shlex.quote(f's/^{old}$/{new}/')}" for old, new in replacements.items())
-    host.check_output(f"sed -i {edits} {EJABBERD_CONFIG} && ejabberdctl reload_config")
-
-
-def configure_archive(host, **options: str | int) -> None:
-    """Options of the archive backend (mod_mam_sql_grouped) set as a user would: their lines
-    in ejabberd.yml edited, the configuration reloaded."""
-    edits = " ".join(
-        f"-e 's/^    {name}: .*/    {name}: {value}/'" for name, value in options.items()
-    )
-    host.check_output(f"sed -i {edits} {EJABBERD_CONFIG} && ejabberdctl reload_config")
+    saved = f"{EJABBERD_CONFIG}.before-test"
+    host.check_output(f"cp -p {EJABBERD_CONFIG} {saved}")
+    try:
+        host.check_output(f"sed -i {edits} {EJABBERD_CONFIG} && ejabberdctl reload_config")
+        yield
+    finally:
+        host.check_output(f"mv {saved} {EJABBERD_CONFIG} && ejabberdctl reload_config")
 
 
 @pytest.fixture
 def archive_waits_for_disk(host) -> Iterator[None]:
     """The live node with `wait_for_disk: true`, set as a user would, and put back
     afterwards."""
-
-    def configure(value: str) -> None:
-        configure_archive(host, wait_for_disk=value)
-        option = probe(host, "module_option", "mod_mam_sql_grouped", "wait_for_disk")
-        assert option == value
-
-    configure("true")
-    try:
+    with ejabberd_configured(host, {"    wait_for_disk: .*": "    wait_for_disk: true"}):
+        assert probe(host, "module_option", "mod_mam_sql_grouped", "wait_for_disk") == "true"
         yield
-    finally:
-        configure("false")
+    assert probe(host, "module_option", "mod_mam_sql_grouped", "wait_for_disk") == "false"

@@ -14,8 +14,7 @@ import zxingcpp
 from PIL import Image
 from playwright.sync_api import Browser, Locator, Page, expect, sync_playwright
 
-from conftest import DOMAIN, REPO, Account, secret
-from test_admin_service import base_url, create_user, owner, owner_api  # noqa: F401 (fixtures)
+from conftest import DOMAIN, REPO, Account, create_user, secret
 from test_xmpp import roster_of, xmpp_login
 
 ARTIFACTS = REPO / "artifacts"
@@ -123,7 +122,7 @@ def test_an_invitation_from_qr_code_to_contacts(
     page: Page,
     address: str,
     device_cert: Path,
-    owner_api: httpx.Client,  # noqa: F811
+    owner_api: httpx.Client,
     tmp_path: Path,
 ) -> None:
     """An operator makes an invitation into a group: its QR code holds the link. The new

@@ -13,50 +13,14 @@ import httpx
 import pytest
 
 from admin_console import Console, api, messages
-from conftest import DOMAIN, Account, api_call, run_in_netns, secret
+from conftest import DOMAIN, Account, api_call, create_user, new_name, run_in_netns, secret, strong
 from test_xmpp import Client, log_in, xmpp_login
-
-
-@pytest.fixture(scope="module")
-def base_url(address: str) -> str:
-    return f"https://{address}:8080"
 
 
 @pytest.fixture(scope="module")
 def web(base_url: str, device_tls: ssl.SSLContext) -> httpx.Client:
     """A visitor without a session (the public pages), trusting the device's certificate."""
     return httpx.Client(base_url=base_url, verify=device_tls, timeout=30)
-
-
-@pytest.fixture(scope="module")
-def owner(host, base_url: str, device_tls: ssl.SSLContext) -> Console:
-    console = Console(base_url, device_tls)
-    response = console.sign_in("owner", secret(host, "admin-owner-password"))
-    assert response.status_code == 303
-    return console
-
-
-@pytest.fixture(scope="module")
-def owner_api(owner: Console, base_url: str, device_tls: ssl.SSLContext) -> httpx.Client:
-    return api(base_url, owner.create_token(f"tests-{secrets.token_hex(3)}", "owner"), device_tls)
-
-
-def new_name(prefix: str = "u") -> str:
-    return f"{prefix}{secrets.token_hex(4)}"
-
-
-def strong() -> str:
-    return secrets.token_urlsafe(16)
-
-
-def create_user(owner_api: httpx.Client, group: str = "") -> Account:
-    """A fresh XMPP account made through the API (failing loudly here, not later)."""
-    name, password = new_name(), strong()
-    response = owner_api.post(
-        "/users", json={"username": name, "password": password, "group": group}
-    )
-    assert response.status_code == 201, response.text
-    return Account(f"{name}@{DOMAIN}", password)
 
 
 # How it runs

@@ -17,11 +17,12 @@ import xml.etree.ElementTree as ET
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 import slixmpp
 
-from conftest import DOMAIN, Account, api
-from test_xmpp import Client, history_with, log_in
+from conftest import DOMAIN, Account
+from test_xmpp import history_with, log_in, resumable
 from xmpp_framed import FramedClient, WebSocketTransport
 
 DISCO_INFO = "http://jabber.org/protocol/disco#info"
@@ -88,27 +89,15 @@ async def read_items(client: slixmpp.ClientXMPP, owner: str, node: str) -> list[
 
 
 @pytest.fixture
-def contacts(host, accounts: list[Account]) -> Iterator[list[Account]]:
-    """The two accounts in one shared-roster group: each is in the other's contacts."""
+def contacts(accounts: list[Account], owner_api: httpx.Client) -> Iterator[list[Account]]:
+    """The two accounts in one group, made in the console: each is in the other's contacts."""
     group = f"cs{secrets.token_hex(3)}"
-    api(
-        host,
-        "srg_create",
-        {"group": group, "host": DOMAIN, "label": group, "description": "", "display": [group]},
-    )
+    assert owner_api.post("/groups", json={"name": group}).status_code == 201
     for account in accounts:
-        api(
-            host,
-            "srg_user_add",
-            {
-                "user": account.jid.split("@")[0],
-                "host": DOMAIN,
-                "group": group,
-                "grouphost": DOMAIN,
-            },
-        )
+        user = account.jid.split("@")[0]
+        assert owner_api.put(f"/groups/{group}/members/{user}").status_code == 204
     yield accounts
-    api(host, "srg_delete", {"group": group, "host": DOMAIN})
+    assert owner_api.delete(f"/groups/{group}").status_code == 204
 
 
 def test_the_server_and_an_account_advertise_what_the_suites_require(
@@ -226,15 +215,10 @@ def test_a_dropped_connection_resumes_without_losing_a_message(
     body = f"sent during the tunnel {secrets.token_hex(3)}"
 
     async def exchange() -> tuple[bool, str]:
-        phone = Client(member, device_cert)
-        phone.register_plugin("xep_0198")
-        enabled = asyncio.get_running_loop().create_future()
+        phone = await log_in(member, device_cert, address, plugins=("xep_0198",))
+        await resumable(phone)
         resumed = asyncio.get_running_loop().create_future()
-        phone.add_event_handler("sm_enabled", lambda _: enabled.set_result(True))
         phone.add_event_handler("session_resumed", lambda _: resumed.set_result(True))
-        phone.connect(host=address, port=5222)
-        await asyncio.wait_for(phone.outcome, 30)
-        await asyncio.wait_for(enabled, 15)
         buddy = await log_in(friend, device_cert, address)
         phone.abort()  # the network goes: no </stream>
         await asyncio.sleep(1)
@@ -260,11 +244,8 @@ def test_an_inactive_client_gets_messages_at_once_and_presence_later(
     status = f"at the shops {secrets.token_hex(3)}"
 
     async def exchange() -> tuple[str, bool, str]:
-        phone = Client(member, device_cert)
-        phone.register_plugin("xep_0352")  # before the stream's features are read
-        phone.connect(host=address, port=5222)
-        await asyncio.wait_for(phone.outcome, 30)
-        assert phone.plugin["xep_0352"].enabled
+        phone = await log_in(member, device_cert, address, plugins=("xep_0352",))
+        assert phone.plugin["xep_0352"].enabled  # the server offered CSI
         statuses: asyncio.Queue[str] = asyncio.Queue()
         phone.add_event_handler(
             "presence_available",

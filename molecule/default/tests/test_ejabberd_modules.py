@@ -63,7 +63,6 @@ def test_a_package_update_rebuilds_the_modules(host) -> None:
     host.check_output(f"sed -i 's/^ejabberd .*/ejabberd 23.01-0/' {record}")
     rebuilt = host.check_output("pi-im-ejabberd-build-modules")
     assert sorted(rebuilt.split()) == sorted(["compiled"] * len(NAMES) + NAMES)
-    assert len(NAMES) == 6
     assert all(after > before[name] for name, after in beams(host).items())
     assert host.file(record).content_string.strip() == packages.strip()
     assert host.check_output("pi-im-ejabberd-build-modules") == ""

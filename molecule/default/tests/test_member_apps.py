@@ -14,8 +14,8 @@ import pytest
 import slixmpp
 from slixmpp.exceptions import IqError
 
-from conftest import DOMAIN, Account, configure_ejabberd
-from test_xmpp import Client, archived_copies, history_with, log_in
+from conftest import DOMAIN, Account, ejabberd_configured
+from test_xmpp import Client, archived_copies, history_with, log_in, resumable, xmpp_login
 from xmpp_framed import NS_STREAMS, FramedClient, WebSocketTransport
 
 
@@ -42,19 +42,13 @@ def test_a_member_changes_their_password_from_their_app(
         client.disconnect()
         return weak, changed
 
-    async def outcome(password: str) -> str:
-        client = Client(Account(member.jid, password), device_cert)
-        client.connect(host=address, port=5222)
-        result = await asyncio.wait_for(client.outcome, 30)
-        client.disconnect()
-        return result
-
     weak, changed = asyncio.run(change())
 
     assert weak == "not-acceptable"  # too weak: the old password stays
     assert changed == "ok"
-    assert asyncio.run(outcome(new)).startswith("session started")
-    assert asyncio.run(outcome(member.password)) == "auth failed"
+    renewed = Account(member.jid, new)
+    assert xmpp_login(renewed, device_cert, address).startswith("session started")
+    assert xmpp_login(member, device_cert, address) == "auth failed"
 
 
 def test_an_account_is_not_deleted_from_an_app(
@@ -130,9 +124,8 @@ def test_a_group_chat_stays_when_everyone_leaves(
 def short_web_resumption(host) -> Iterator[int]:
     """Browsers' sessions wait 2 s, not 30, to be resumed (ejabberd_web_resume_seconds);
     apps' keep their 300."""
-    configure_ejabberd(host, {"    resume_timeout: 30": "    resume_timeout: 2"})
-    yield 2
-    configure_ejabberd(host, {"    resume_timeout: 2": "    resume_timeout: 30"})
+    with ejabberd_configured(host, {"    resume_timeout: 30": "    resume_timeout: 2"}):
+        yield 2
 
 
 def open_tab(address: str, tls: ssl.SSLContext, account: Account, resource: str) -> FramedClient:
@@ -210,13 +203,8 @@ def test_an_app_that_loses_its_connection_can_still_resume(
     user = member.jid.split("@")[0]
 
     async def drop() -> tuple[list[str], list[str]]:
-        app = Client(member, device_cert)
-        app.register_plugin("xep_0198")
-        enabled = asyncio.get_running_loop().create_future()
-        app.add_event_handler("sm_enabled", lambda _: enabled.set_result(None))
-        app.connect(host=address, port=5222)
-        await asyncio.wait_for(app.outcome, 30)
-        await asyncio.wait_for(enabled, 15)
+        app = await log_in(member, device_cert, address, plugins=("xep_0198",))
+        await resumable(app)
         before = host.check_output(f"ejabberdctl user_resources {user} {DOMAIN}").split()
         app.abort()  # TLS closed, the TCP connection ended: no </stream>
         await asyncio.sleep(short_web_resumption + 4)

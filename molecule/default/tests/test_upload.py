@@ -16,8 +16,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from conftest import DOMAIN, Account, api, configure_ejabberd, ejabberd_log, ejabberd_log_size
-from test_admin_service import base_url, owner, owner_api  # noqa: F401 (fixtures)
+from admin_console import Console
+from conftest import DOMAIN, Account, api, ejabberd_configured, ejabberd_log, ejabberd_log_size
 
 HTTP_PORT = 5280
 
@@ -144,21 +144,11 @@ def test_a_file_over_the_limit_is_refused_with_the_protocols_error(
 
 @pytest.fixture
 def one_mebibyte_quota(host) -> Iterator[None]:
-    configure_ejabberd(
-        host,
-        {
-            "  hard_upload_quota: 256": "  hard_upload_quota: 1",
-            "  soft_upload_quota: 256": "  soft_upload_quota: 1",
-        },
-    )
-    yield
-    configure_ejabberd(
-        host,
-        {
-            "  hard_upload_quota: 1": "  hard_upload_quota: 256",
-            "  soft_upload_quota: 1": "  soft_upload_quota: 256",
-        },
-    )
+    quota = {
+        f"  {kind}_upload_quota: 256": f"  {kind}_upload_quota: 1" for kind in ("hard", "soft")
+    }
+    with ejabberd_configured(host, quota):
+        yield
 
 
 def test_the_quota_removes_the_oldest_files(
@@ -181,9 +171,8 @@ def test_the_quota_removes_the_oldest_files(
 @pytest.fixture
 def card_nearly_full(host) -> Iterator[None]:
     """The floor raised above what the card has free: the same as a nearly full card."""
-    configure_ejabberd(host, {"    min_free_mb: 1024": "    min_free_mb: 100000000"})
-    yield
-    configure_ejabberd(host, {"    min_free_mb: 100000000": "    min_free_mb: 1024"})
+    with ejabberd_configured(host, {"    min_free_mb: .*": "    min_free_mb: 100000000"}):
+        yield
 
 
 def test_uploads_stop_short_of_filling_the_card(
@@ -204,7 +193,7 @@ def test_the_dashboard_shows_the_space_files_take(
     address: str,
     device_cert: Path,
     tmp_path: Path,
-    owner_api: httpx.Client,  # noqa: F811
+    owner_api: httpx.Client,
 ) -> None:
     before = api(host, "upload_usage", {"host": DOMAIN})
     clip = random_file(tmp_path, "clip.mp4", 3 * 2**20)
@@ -219,3 +208,19 @@ def test_the_dashboard_shows_the_space_files_take(
         "megabytes": round(after["bytes"] / 2**20, 1),
         "files": after["files"],
     }
+
+
+def test_without_the_space_module_the_dashboard_leaves_shared_files_out(
+    host, owner_api: httpx.Client, owner: Console
+) -> None:
+    """File sharing off (or its module not loaded): ejabberd has no upload_usage command, and
+    the dashboard, page and API, goes without the tile instead of failing."""
+    assert owner_api.get("/dashboard").json()["shared_files"] is not None
+    unloaded = {"  mod_upload_space:": "  # mod_upload_space:", "    min_free_mb: .*": "    # gone"}
+    with ejabberd_configured(host, unloaded):
+        board = owner_api.get("/dashboard")
+        page = owner.get("/")
+    assert board.status_code == 200
+    assert board.json()["shared_files"] is None
+    assert page.status_code == 200
+    assert 'id="shared-files"' not in page.text

@@ -19,7 +19,7 @@ import websockets
 from conftest import (
     DOMAIN,
     Account,
-    configure_archive,
+    ejabberd_configured,
     ejabberd_log,
     ejabberd_log_size,
     erlang_binary,
@@ -65,11 +65,27 @@ class Client(slixmpp.ClientXMPP):
             self.messages.put_nowait(message)
 
 
-async def log_in(account: Account, cert: Path, address: str) -> Client:
+async def log_in(
+    account: Account, cert: Path, address: str, plugins: tuple[str, ...] = ()
+) -> Client:
+    """A logged-in client; `plugins` are registered before it connects, as those that act on
+    the stream's features (stream management, CSI) must be."""
     client = Client(account, cert)
+    for plugin in plugins:
+        client.register_plugin(plugin)
     client.connect(host=address, port=5222)
     await asyncio.wait_for(client.outcome, 30)
     return client
+
+
+async def resumable(client: Client) -> None:
+    """Wait until the server has enabled resumable stream management (XEP-0198) for a client
+    logged in with the `xep_0198` plugin: its answer may follow the session's start."""
+    for _ in range(100):
+        if client.plugin["xep_0198"].sm_id:
+            return
+        await asyncio.sleep(0.1)
+    raise TimeoutError("stream management was not enabled")
 
 
 async def history_with(client: Client, peer: str) -> list[str]:
@@ -216,11 +232,12 @@ def test_the_archive_sizes_ejabberds_sqlite_connection_and_a_reload_resizes_it(h
     host.check_output("systemctl restart ejabberd")
     assert sqlite_connection_settings(host) == (-32 * 1024, 10000)
 
-    configure_archive(host, sqlite_cache_mb=8, sqlite_checkpoint_pages=2000)
-    try:
+    smaller = {
+        "    sqlite_cache_mb: .*": "    sqlite_cache_mb: 8",
+        "    sqlite_checkpoint_pages: .*": "    sqlite_checkpoint_pages: 2000",
+    }
+    with ejabberd_configured(host, smaller):
         assert sqlite_connection_settings(host) == (-8 * 1024, 2000)
-    finally:
-        configure_archive(host, sqlite_cache_mb=32, sqlite_checkpoint_pages=10000)
     assert sqlite_connection_settings(host) == (-32 * 1024, 10000)
 
 

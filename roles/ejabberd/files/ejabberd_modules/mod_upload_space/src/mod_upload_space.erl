@@ -25,10 +25,15 @@ start(Host, _Opts) ->
     ejabberd_hooks:add(http_upload_slot_request, Host, ?MODULE, check_slot, 40),
     ejabberd_commands:register_commands(?MODULE, commands()).
 
+%% ejabberd_commands stores a command with its definer set and deletes the exact
+%% record it is given: unregistering commands() as they are (what ejabberd's own
+%% modules do) leaves the command answering after the module is gone.
 stop(Host) ->
     ejabberd_hooks:delete(http_upload_slot_request, Host, ?MODULE, check_slot, 40),
     case gen_mod:is_loaded_elsewhere(Host, ?MODULE) of
-        false -> ejabberd_commands:unregister_commands(commands());
+        false ->
+            ejabberd_commands:unregister_commands(
+              [C#ejabberd_commands{definer = ?MODULE} || C <- commands()]);
         true -> ok
     end.
 
