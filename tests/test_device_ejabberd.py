@@ -4,6 +4,7 @@ scripts, exactly as the shell does, and hands any text to Erlang without quoting
 from __future__ import annotations
 
 import base64
+import ipaddress
 import runpy
 import shlex
 import subprocess
@@ -11,10 +12,15 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
 SCRIPT = Path(__file__).parents[1] / "roles/ejabberd/files/pi_im_ejabberd_provision.py"
 VALUES = {
-    "DOMAIN": "chat.example.org",
+    "CONFIGURED_DOMAIN": "",
+    "DOMAIN_FILE": "/etc/pi-im/domain",
+    "DEVICE_MACROS": "/etc/ejabberd/device.yml",
+    "HTTP_PORT": "5280",
+    "TURN_ADDRESS": "203.0.113.7",
     "ADMIN_USER": "admin",
     "ADMIN_SECRET": "ejabberd-admin-password",
     "API_USER": "pi-im-console",
@@ -60,3 +66,71 @@ def test_any_text_becomes_one_erlang_binary(provision: dict[str, Any], text: str
     encoded = expression[len(prefix) : -len(suffix)]
     assert set(encoded) <= set("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/=")
     assert base64.b64decode(encoded).decode() == text
+
+
+@pytest.mark.parametrize(
+    ("host_name", "domain"),
+    [
+        ("kitchen-pi\n", "kitchen-pi.local"),
+        ("Chat\n", "chat.local"),
+        ("chat.example.org\n", "chat.example.org"),
+        ("localhost\n", "pi-im.local"),
+        ("-bad-\n", "pi-im.local"),
+        ("", "pi-im.local"),
+    ],
+)
+def test_a_host_name_gives_a_domain(provision: dict[str, Any], host_name: str, domain: str) -> None:
+    assert provision["from_host_name"](host_name)[0] == domain
+
+
+def test_the_option_wins_then_the_domain_once_chosen(provision: dict[str, Any]) -> None:
+    chosen = provision["chosen_domain"]
+    assert chosen("chat.example.org", "kitchen.local", "kitchen")[0] == "chat.example.org"
+    # A new host name later does not move the accounts to another domain.
+    assert chosen("", "kitchen.local", "garage")[0] == "kitchen.local"
+    assert chosen("", "", "garage")[0] == "garage.local"
+
+
+def test_the_domain_step_writes_the_file_and_the_macros_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    settings = tmp_path / "ejabberd.env"
+    values = {
+        **VALUES,
+        "DOMAIN_FILE": str(tmp_path / "domain"),
+        "DEVICE_MACROS": str(tmp_path / "device.yml"),
+    }
+    settings.write_text("".join(f"{key}={shlex.quote(v)}\n" for key, v in values.items()))
+    (tmp_path / "hostname").write_text("kitchen-pi\n")
+    monkeypatch.setenv("PI_IM_EJABBERD_SETTINGS", str(settings))
+    monkeypatch.setenv("PI_IM_HOSTNAME_FILE", str(tmp_path / "hostname"))
+    script = runpy.run_path(str(SCRIPT))
+    assert script["domain"]() == [
+        "XMPP domain kitchen-pi.local (from the host name on the home network)",
+        f"wrote {tmp_path / 'device.yml'} (calls relayed at 203.0.113.7)",
+    ]
+    assert (tmp_path / "domain").read_text() == "kitchen-pi.local\n"
+    macros = yaml.safe_load((tmp_path / "device.yml").read_text())
+    assert macros == {
+        "define_macro": {
+            "PI_IM_DOMAIN": "kitchen-pi.local",
+            "PI_IM_DOMAIN_ORIGIN": "https://kitchen-pi.local:5280",
+            "PI_IM_TURN_ADDRESS": "203.0.113.7",
+        }
+    }
+    (tmp_path / "hostname").write_text("garage\n")
+    assert script["domain"]() == []
+    assert (tmp_path / "domain").read_text() == "kitchen-pi.local\n"
+
+
+def test_without_an_address_set_the_relay_announces_the_devices_own(
+    provision: dict[str, Any],
+) -> None:
+    provision["SETTINGS"]["TURN_ADDRESS"] = ""
+    address = ipaddress.ip_address(provision["turn_address"]())
+    assert address.version == 4
+    routes = subprocess.run(
+        ["ip", "-4", "route", "show", "default"], capture_output=True, text=True
+    )
+    # This machine's default route's source, or loopback where it has none.
+    assert address.is_loopback == (routes.stdout.strip() == "")

@@ -69,3 +69,30 @@ def test_an_invalid_host_name_is_refused_and_left_on_the_card(tmp_path: Path) ->
     assert done.returncode == 0
     assert "ignored hostname '-bad-'" in done.stderr
     assert (tmp_path / "sysconf.txt").read_text() == "hostname=-bad-\n"
+
+
+IMAGER_USER_DATA = """#cloud-config
+manage_resolv_conf: false
+
+hostname: kitchen-pi
+manage_etc_hosts: true
+user:
+  name: ann
+"""
+
+
+def test_imagers_host_name_is_read_from_its_cloud_config() -> None:
+    read = sysconf["imager_hostname"]
+    assert read(IMAGER_USER_DATA) == "kitchen-pi"
+    # What the clean-up leaves, and what is not a cloud-config at all.
+    assert read("#cloud-config\n# Applied at first boot, then emptied.\n") is None
+    assert read("- a\n- list\n") is None
+    assert read("hostname: [unclosed\n") is None
+
+
+def test_an_invalid_imager_host_name_is_refused(tmp_path: Path) -> None:
+    (tmp_path / "user-data").write_text(IMAGER_USER_DATA.replace("kitchen-pi", "-bad-"))
+    done = run_on(tmp_path, tmp_path)
+    assert done.returncode == 0
+    assert "ignored hostname '-bad-'" in done.stderr
+    assert "from Imager" not in done.stdout

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import socket
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -21,6 +22,28 @@ def _credential(name: str) -> Path | None:
     return Path(directory, name) if directory and Path(directory, name).exists() else None
 
 
+def _domain() -> str:
+    """The XMPP domain: as configured, else the one the device settled (at first boot, for an
+    image: from the host name given in Raspberry Pi Imager)."""
+    configured = _env("XMPP_DOMAIN", "")
+    if configured:
+        return configured
+    try:
+        return (
+            Path(_env("XMPP_DOMAIN_FILE", "/etc/pi-im/domain")).read_text().strip() or "localhost"
+        )
+    except OSError:
+        return "localhost"
+
+
+def _host_names() -> tuple[str, ...]:
+    """The names configured, and those the device has now: an image learns its host name and
+    its domain at first boot, after its settings were written."""
+    host = socket.gethostname().lower()
+    names = [*_list("ALLOWED_HOSTS", "localhost"), host, f"{host}.local", _domain()]
+    return tuple(dict.fromkeys(name.lower() for name in names if name))
+
+
 @dataclass(frozen=True)
 class Settings:
     database: Path = field(
@@ -34,7 +57,7 @@ class Settings:
     ejabberd_api_password_file: Path | None = field(
         default_factory=lambda: _credential("ejabberd-api-password")
     )
-    xmpp_domain: str = field(default_factory=lambda: _env("XMPP_DOMAIN", "localhost"))
+    xmpp_domain: str = field(default_factory=_domain)
     # The device's certificate and key (one PEM): the console serves HTTPS with it, and
     # trusts it on ejabberd's admin API.
     tls_pem: Path | None = field(default_factory=lambda: _credential("tls.pem"))
@@ -47,9 +70,7 @@ class Settings:
         default_factory=lambda: _list("PROTECTED_ACCOUNTS", "admin")
     )
     # The names the console answers to (Host header); IP addresses are always accepted.
-    allowed_hosts: tuple[str, ...] = field(
-        default_factory=lambda: _list("ALLOWED_HOSTS", "localhost")
-    )
+    allowed_hosts: tuple[str, ...] = field(default_factory=_host_names)
     # No request body is larger: the largest form is a 10,000-character broadcast.
     max_body_bytes: int = field(default_factory=lambda: int(_env("MAX_BODY_BYTES", "65536")))
     public_url: str = field(default_factory=lambda: _env("PUBLIC_URL", ""))

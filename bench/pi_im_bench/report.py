@@ -38,6 +38,7 @@ def markdown(results: list[dict[str, Any]]) -> str:
                 f"| {step['sent']:,} | {step['lost']:,} | {_ms(step['latency_ms']['p50'])} "
                 f"| {_ms(step['latency_ms']['p99'])} | {step['verdict']} |"
             )
+    lines.extend(_calls(results))
     header = []
     for result in results:
         info = result["server"]
@@ -48,6 +49,32 @@ def markdown(results: list[dict[str, Any]]) -> str:
             f"stopped: {result['stopped_because']}"
         )
     return "\n".join(["# Benchmark summary", "", *header, "", *lines, ""])
+
+
+def _calls(results: list[dict[str, Any]]) -> list[str]:
+    """One row per step of relayed calls, where a scenario placed them."""
+    rows = [
+        f"| {result['target']} | {step['sessions_up']:,} | {step['idle_server_cpu_percent']} "
+        f"| {call['calls']} | {call.get('allocations_failed', '-')} | {call.get('sent', 0):,} "
+        f"| {call.get('lost_percent', '-')} | {_ms(call.get('latency_ms', {}).get('p50'))} "
+        f"| {_ms(call.get('latency_ms', {}).get('p99'))} | {call.get('server_cpu_percent', '-')} "
+        f"| {round(call['server_rss_kb'] / 1024) if 'server_rss_kb' in call else '-'} "
+        f"| {call.get('client_cpu_percent', '-')} | {call.get('error', 'ok')} |"
+        for result in results
+        for step in result["steps"]
+        for call in step.get("calls", [])
+    ]
+    if not rows:
+        return []
+    return [
+        "",
+        "## Relayed calls (sessions online and idle)",
+        "",
+        "| target | sessions | idle server CPU % | calls | allocations failed | packets sent "
+        "| lost % | p50 ms | p99 ms | server CPU % | server RSS MB | client CPU % | outcome |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|",
+        *rows,
+    ]
 
 
 def plot(results: list[dict[str, Any]], path: Path) -> None:

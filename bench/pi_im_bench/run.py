@@ -3,6 +3,7 @@ server through the probe, prints one progress line, and returns what it measured
 
 from __future__ import annotations
 
+import asyncio
 import math
 import multiprocessing
 import random
@@ -13,12 +14,13 @@ from dataclasses import asdict, dataclass, field
 from multiprocessing.connection import Connection, wait
 from typing import Any
 
-from . import worker
+from . import calls, worker
 from .accounts import Account
 from .probe_reader import Probe, ServerSample
 from .scenario import Scenario, Step
 from .stats import percentile, summary
 from .target import Target
+from .xmpp import Endpoint, client_tls_context
 
 TIMELINE_SECONDS = 1.0
 
@@ -49,6 +51,9 @@ class StepResult:
     # How the step's logins authenticated (SCRAM-SHA-1, HT-SHA-256-NONE, ...): a FAST run
     # shows every one was a token login.
     login_mechanisms: dict[str, int] = field(default_factory=dict)
+    # The server idle with the step's sessions online, then each step of relayed calls.
+    idle_server_cpu_percent: float | None = None
+    calls: list[dict[str, Any]] = field(default_factory=list)
     verdict: str = ""
 
 
@@ -85,6 +90,8 @@ class Coordinator:
         self.target = target
         self.domain = domain
         self.clients = len(accounts)
+        self.caller = accounts[0]
+        self.cafile = cafile
         self.client_cpus = client_cpus
         self.probe = probe
         count = math.ceil(scenario.max_sessions / scenario.sessions_per_worker)
@@ -291,8 +298,11 @@ class Coordinator:
         after_login = self.probe.after(time.monotonic())
         up = self.total("up")
         failures = self.total_counter("logins_failed")
+        idle_began = time.monotonic()
         self.pump(scenario.idle_seconds)
         after_idle = self.probe.after(time.monotonic())
+        idle_cpu = (after_idle.cpu_s - after_login.cpu_s) / max(1e-9, time.monotonic() - idle_began)
+        placed = self.place_calls() if scenario.calls else []
 
         sent_before, received_before = self.total("sent"), self.total("received")
         latency_mark = len(self.latencies)
@@ -353,7 +363,44 @@ class Coordinator:
             traffic_server_cpu_s=round(after_traffic.cpu_s - after_idle.cpu_s, 2),
             rss_after_traffic_kb=after_traffic.rss_kb,
             login_mechanisms=dict(self.total_counter("mechanisms") - mechanisms_before),
+            idle_server_cpu_percent=round(100 * idle_cpu, 1),
+            calls=placed,
         )
+
+    def place_calls(self) -> list[dict[str, Any]]:
+        """Each step of relayed calls with the sessions online: what the generator saw, and
+        the server's CPU and memory over the step. Worker reports are handled meanwhile."""
+        plan = self.scenario.calls
+        assert plan is not None
+        endpoint = Endpoint(
+            self.target.host, self.target.port, self.domain, client_tls_context(self.cafile)
+        )
+        service = asyncio.run(calls.turn_service(endpoint, self.caller))
+        placed = []
+        for count in plan.counts:
+            self.step_label = f"{count} calls"
+            before = self.probe.after(time.monotonic())
+            began = time.monotonic()
+            process, pipe = calls.start_step(service, count, plan, self.client_cpus)
+            if not self.pump(calls.step_limit(plan), pipe.poll):
+                process.kill()
+                placed.append({"calls": count, "error": "did not finish in time"})
+                break
+            outcome: dict[str, Any] = pipe.recv()
+            process.join(10)
+            after = self.probe.after(time.monotonic())
+            wall = time.monotonic() - began
+            outcome["server_cpu_percent"] = round(100 * (after.cpu_s - before.cpu_s) / wall, 1)
+            outcome["server_rss_kb"] = after.rss_kb
+            outcome["client_cpu_percent"] = round(100 * outcome["client_cpu_s"] / wall, 1)
+            placed.append(outcome)
+            print(
+                f"\n{count} calls: lost {outcome['lost_percent']} %, "
+                f"p99 {outcome['latency_ms']['p99']} ms, server {outcome['server_cpu_percent']} % "
+                f"cpu, client {outcome['client_cpu_percent']} % cpu",
+                flush=True,
+            )
+        return placed
 
     def judge(self, result: StepResult) -> str:
         """Why the climb stops here, or '' to go on."""

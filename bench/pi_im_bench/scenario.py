@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from .calls import MAX_CALLS, CallPlan
 from .scram import MECHANISMS
 
 SCENARIOS = Path(__file__).resolve().parents[1] / "scenarios"
@@ -36,6 +37,13 @@ SCHEMA: dict[str, dict[str, type | tuple[type, ...]]] = {
     },
     "bounds": {"max_seconds": (int, float), "p99_ms": (int, float), "stop_on_errors": bool},
     "climb": {"start": int, "step": int, "until": int},
+    # Relayed calls placed one step after another while the sessions are online and idle.
+    "calls": {
+        "counts": list,
+        "seconds": (int, float),
+        "kbps": (int, float),
+        "packet_ms": (int, float),
+    },
 }
 
 
@@ -73,6 +81,7 @@ class Scenario:
     max_seconds: float
     p99_bound_ms: float | None
     stop_on_errors: bool
+    calls: CallPlan | None = None
 
     @property
     def max_sessions(self) -> int:
@@ -181,6 +190,7 @@ def parse(data: dict[str, Any], where: str = "scenario") -> Scenario:
     if not 64 <= message_bytes <= 65_536:
         raise ScenarioError(f"{where}: traffic.message_bytes must be in 64..65536")
     p99 = bounds.get("p99_ms")
+    calls = _calls(data["calls"], where) if "calls" in data else None
     return Scenario(
         name=data.get("name", Path(where).stem),
         description=data.get("description", ""),
@@ -199,4 +209,25 @@ def parse(data: dict[str, Any], where: str = "scenario") -> Scenario:
         max_seconds=max_seconds,
         p99_bound_ms=float(p99) if p99 is not None else None,
         stop_on_errors=bounds.get("stop_on_errors", True),
+        calls=calls,
     )
+
+
+def _calls(table: dict[str, Any], where: str) -> CallPlan:
+    counts = table.get("counts", [])
+    if not counts or not all(
+        isinstance(n, int) and not isinstance(n, bool) and 0 < n <= MAX_CALLS for n in counts
+    ):
+        raise ScenarioError(f"{where}: calls.counts must list call counts in 1..{MAX_CALLS}")
+    plan = CallPlan(
+        counts=tuple(counts),
+        seconds=float(table.get("seconds", 30)),
+        kbps=float(table.get("kbps", 100)),
+        packet_ms=float(table.get("packet_ms", 20)),
+    )
+    if not (0 < plan.seconds <= 600 and 8 <= plan.kbps <= 2000 and 5 <= plan.packet_ms <= 200):
+        raise ScenarioError(
+            f"{where}: calls.seconds must be in (0, 600], calls.kbps in 8..2000, "
+            "calls.packet_ms in 5..200"
+        )
+    return plan

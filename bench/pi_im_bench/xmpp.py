@@ -156,6 +156,7 @@ class Session:
         self._stream = StreamReader()
         self._pending: list[ET.Element] = []
         self._read_task: asyncio.Task[None] | None = None
+        self._answers: dict[str, asyncio.Future[ET.Element]] = {}
         self._closing = False
 
     # -- login ---------------------------------------------------------------------------
@@ -404,6 +405,15 @@ class Session:
                 self.on_message(body, received_ns)
         elif tag == f"{{{NS_CLIENT}}}iq" and stanza.get("type") in ("get", "set"):
             self._answer_iq(stanza)
+        elif tag == f"{{{NS_CLIENT}}}iq" and stanza.get("id") in self._answers:
+            answer = self._answers[stanza.get("id", "")]
+            if answer.done():
+                pass
+            elif stanza.get("type") == "result":
+                answer.set_result(stanza)
+            else:
+                detail = ET.tostring(stanza, encoding="unicode")[:200]
+                answer.set_exception(SessionError("iq", detail))
         elif tag == f"{{{NS_STREAMS}}}error":
             condition = next((child.tag.split("}")[-1] for child in stanza), "unknown")
             raise SessionError("dropped", f"stream error {condition}")
@@ -419,6 +429,19 @@ class Session:
                 "<service-unavailable xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/>"
                 "</error></iq>"
             )
+
+    async def ask(self, iq_id: str, payload: str, timeout: float = 20) -> ET.Element:
+        """An iq get to the server once logged in, and its result (SessionError if refused)."""
+        answer = asyncio.get_running_loop().create_future()
+        self._answers[iq_id] = answer
+        try:
+            self._write(
+                f"<iq type='get' to={quoteattr(self.endpoint.domain)} id={quoteattr(iq_id)}>"
+                f"{payload}</iq>"
+            )
+            return await asyncio.wait_for(answer, timeout)
+        finally:
+            del self._answers[iq_id]
 
     def send_chat(self, to: str, body: str, message_id: str) -> None:
         self._write(

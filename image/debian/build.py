@@ -75,7 +75,8 @@ HOLD_INITRAMFS = [
     'chmod 0755 "$1/usr/sbin/update-initramfs"',
 ]
 BOOT_LABEL, ROOT_LABEL = "RASPIFIRM", "RASPIROOT"
-DEFAULT_VARS = {"ejabberd_domain": "pi-im.local", "sd_image_hostname": "pi-im"}
+# No ejabberd_domain: the device chooses it at first boot from the host name Imager gives.
+DEFAULT_VARS = {"sd_image_hostname": "pi-im"}
 STEPS = 8
 
 

@@ -37,7 +37,8 @@ def play_roles(repo: Path, playbook: str = "playbooks/site.yml") -> list[str]:
             include = task.get("ansible.builtin.include_role") or task.get(
                 "ansible.builtin.import_role"
             )
-            if include:
+            # site.yml's option checks (tasks_from: preflight) apply no role.
+            if include and include.get("tasks_from") != "preflight":
                 named.append(include["name"])
     ordered: list[str] = []
     for name in named:

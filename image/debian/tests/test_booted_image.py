@@ -51,6 +51,18 @@ def test_imager_customisation_applied(booted: Booted) -> None:
     assert booted.root("cloud-init query v1.platform") == "nocloud"
 
 
+def test_xmpp_domain_named_after_the_imager_host_name(booted: Booted) -> None:
+    """No domain was set at build: the one Imager's host name gives (on the home network's
+    mDNS), settled before ejabberd first started and named by the device's certificate."""
+    domain = f"{booted.customisation.hostname}.local"
+    assert booted.domain == domain
+    assert booted.root("cat /etc/pi-im/domain") == domain
+    names = booted.root("openssl x509 -noout -ext subjectAltName -in /etc/ejabberd/tls/device.pem")
+    assert f"DNS:{domain}," in names
+    journal = booted.root("journalctl -b -u pi-im-provision-early -o cat")
+    assert f"XMPP domain {domain} (from the host name on the home network)" in journal
+
+
 def test_imager_wifi_rendered_for_netplan(booted: Booted) -> None:
     wanted = booted.customisation
     netplan = booted.root("cat /etc/netplan/50-cloud-init.yaml")
@@ -170,7 +182,9 @@ def test_admin_console_signs_the_owner_in(booted: Booted, tmp_path: Path) -> Non
     base = f"https://127.0.0.1:{booted.device.ports['admin']}"
     cert = tmp_path / "device.crt"
     cert.write_text(booted.root("openssl x509 -in /etc/ejabberd/tls/device.pem") + "\n")
-    with httpx.Client(base_url=base, timeout=60, verify=trusting(cert)) as http:
+    # Addressed by the name the owner gave in Imager, as a browser on the home network does.
+    named = {"Host": f"{booted.domain}:8080"}
+    with httpx.Client(base_url=base, timeout=60, verify=trusting(cert), headers=named) as http:
         form = http.get("/signin")
         assert form.status_code == 200
         csrf = CSRF.search(form.text)
@@ -182,6 +196,7 @@ def test_admin_console_signs_the_owner_in(booted: Booted, tmp_path: Path) -> Non
         dashboard = http.get("/")
         assert dashboard.status_code == 200
         assert "owner (owner)" in dashboard.text
+        assert booted.domain in dashboard.text  # the dashboard says which domain is in use
         # Live numbers from the device's own services.
         assert "<td>ejabberd</td>" in dashboard.text
         assert "<td>rabbitmq</td>" in dashboard.text

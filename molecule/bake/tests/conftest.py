@@ -11,7 +11,6 @@ import testinfra
 SCENARIO = Path(__file__).resolve().parents[1]
 
 DEVICES = ["pi-im-baked-1", "pi-im-baked-2"]
-DOMAIN = "pi-im.bake"
 IMAGE = "pi-im-appliance/baked:test"
 
 

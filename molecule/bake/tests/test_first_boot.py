@@ -7,9 +7,10 @@ import secrets
 import subprocess
 import tarfile
 
+import httpx
 import pytest
 
-from conftest import DOMAIN, IMAGE
+from conftest import IMAGE
 from containers import address_of
 from device_api import device_tls, succeed
 from xmpp_framed import FramedClient, WebSocketTransport
@@ -48,22 +49,45 @@ def test_each_device_has_its_own(devices, what: str, command: str) -> None:
     assert len(set(values)) == len(values), f"{what} is the same on both devices"
 
 
+def test_each_device_named_its_domain_after_itself(devices) -> None:
+    """No domain was set at build: first boot took the host name (.local on the home network),
+    the certificate names it, and ejabberd serves it."""
+    for name, device in devices.items():
+        domain = f"{name}.local"
+        assert device.file("/etc/pi-im/domain").content_string == domain + "\n"
+        assert device.check_output("ejabberdctl registered_vhosts") == domain
+        names = device.check_output(
+            "openssl x509 -noout -ext subjectAltName -in /etc/ejabberd/tls/device.pem"
+        )
+        assert f"DNS:{domain}," in names
+
+
+def test_the_console_answers_to_the_name_chosen_at_first_boot(host) -> None:
+    address, domain = address_of(host.backend.host), f"{host.backend.host}.local"
+    tls = device_tls(host)
+    for name, status in [(domain, 200), (host.backend.host, 200), ("elsewhere.example", 400)]:
+        answer = httpx.get(
+            f"https://{address}:8080/api/v1/health", headers={"Host": f"{name}:8080"}, verify=tls
+        )
+        assert answer.status_code == status, name
+
+
 def test_xmpp_login_and_message(host) -> None:
-    address = address_of(host.backend.host)
+    address, domain = address_of(host.backend.host), f"{host.backend.host}.local"
     tls = device_tls(host)
     admin = FramedClient(
         WebSocketTransport(f"wss://{address}:5280/websocket", tls),
-        f"admin@{DOMAIN}",
+        f"admin@{domain}",
         host.check_output("pi-im-secret show ejabberd-admin-password"),
     )
     admin.login()
     user, password = f"u{secrets.token_hex(4)}", secrets.token_urlsafe(16)
-    succeed(host, DOMAIN, "register", {"user": user, "host": DOMAIN, "password": password})
+    succeed(host, domain, "register", {"user": user, "host": domain, "password": password})
     friend = FramedClient(
-        WebSocketTransport(f"wss://{address}:5280/websocket", tls), f"{user}@{DOMAIN}", password
+        WebSocketTransport(f"wss://{address}:5280/websocket", tls), f"{user}@{domain}", password
     )
     friend.login()
-    admin.send_message(f"{user}@{DOMAIN}", "welcome to the baked appliance")
+    admin.send_message(f"{user}@{domain}", "welcome to the baked appliance")
     assert friend.receive_message() == (admin.jid, "welcome to the baked appliance")
     admin.close()
     friend.close()

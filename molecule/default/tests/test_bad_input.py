@@ -7,6 +7,8 @@ import pytest
 
 from playbook_run import converge
 
+DOMAIN_FILE = "/etc/pi-im/domain"
+
 
 @pytest.mark.parametrize(
     ("extra", "message"),
@@ -85,17 +87,52 @@ def test_modules_written_for_another_ejabberd_stop_the_play(host, ejabberd_versi
             {"ejabberd_web_client_origins": ["https://chat.example.org", "javascript:alert(1)"]},
             "an origin such as https://chat.example.org (javascript:alert(1))",
         ),
+        ({"ejabberd_domain": "Chat_Pi!"}, "the domain must be a lower-case DNS name (Chat_Pi!)"),
+        (
+            {"ejabberd_domain": "", "ejabberd_listeners": ["c2s", "s2s", "http"]},
+            "federation (s2s) needs ejabberd_domain set to a public domain",
+        ),
+        ({"ejabberd_turn_relay_ports": "62000-61000"}, "first not above last"),
+        ({"ejabberd_turn_relay_ports": "5000-6000"}, "holding none of the appliance's own ports"),
+        ({"ejabberd_turn_relay_ports": "61000"}, "a range FIRST-LAST within 1025-65535"),
+        (
+            {"ejabberd_turn_address": "300.1.2.3"},
+            'ejabberd_turn_address empty or an IPv4 address: "300.1.2.3"',
+        ),
     ],
-    ids=["quota-not-a-size", "quota-below-one-file", "origin-not-an-origin"],
+    ids=[
+        "quota-not-a-size",
+        "quota-below-one-file",
+        "origin-not-an-origin",
+        "domain-not-a-dns-name",
+        "federation-without-a-domain",
+        "relay-range-reversed",
+        "relay-range-overlapping",
+        "relay-range-not-a-range",
+        "relay-address-not-ipv4",
+    ],
 )
 def test_inconsistent_ejabberd_option_stops_before_ejabberd_changes(
     host, extra: dict[str, object], said: str
 ) -> None:
     """Types pass the first check; what only makes sense together is checked by the role,
     before anything of ejabberd changes."""
-    before = host.file("/etc/ejabberd/ejabberd.yml").content_string
+    before = [
+        host.file(path).content_string for path in ("/etc/ejabberd/ejabberd.yml", DOMAIN_FILE)
+    ]
     run = converge(extra)
     assert run.returncode != 0
     assert said in run.messages
     assert run.stats["changed"] == 0
-    assert host.file("/etc/ejabberd/ejabberd.yml").content_string == before
+    assert [
+        host.file(path).content_string for path in ("/etc/ejabberd/ejabberd.yml", DOMAIN_FILE)
+    ] == before
+
+
+def test_a_udp_port_that_is_not_a_port_never_reaches_the_firewall(host) -> None:
+    before = host.file("/etc/pi-im/firewall.nft").content_string
+    run = converge({"firewall_calls_udp_ports": ["3478", "1-65535 } accept; tcp dport 1-65535"]})
+    assert run.returncode != 0
+    assert "firewall_calls_udp_ports takes ports and ranges such as 3478" in run.messages
+    assert run.stats["changed"] == 0
+    assert host.file("/etc/pi-im/firewall.nft").content_string == before

@@ -3,6 +3,7 @@ the appliance's own services answer; anything else that listens is unreachable."
 
 from __future__ import annotations
 
+import shlex
 import socket
 from collections.abc import Iterator
 
@@ -55,3 +56,44 @@ def test_the_appliances_services_are_reachable(address: str, port: int, name: st
 @pytest.mark.parametrize("port", [5269, 5281, 5672, 15672, 4369])
 def test_private_and_federation_ports_are_closed(address: str, port: int) -> None:
     assert not reachable(address, port)
+
+
+UDP_ECHO = (
+    "import socket; s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); "
+    "s.bind(('0.0.0.0', {port}));\n"
+    "while True: data, peer = s.recvfrom(64); s.sendto(data, peer)"
+)
+
+
+def udp_answer(address: str, port: int) -> bytes:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        sock.settimeout(3)
+        sock.sendto(b"ping", (address, port))
+        try:
+            return sock.recv(64)
+        except OSError:
+            return b""
+
+
+def test_udp_is_open_only_for_calls(host, address: str) -> None:  # type: ignore[no-untyped-def]
+    """UDP comes in to STUN/TURN and the relay's range alone: an echo server outside them
+    answers on the device but not from the LAN."""
+    port = 62500
+    host.check_output(
+        f"systemd-run --unit pi-im-stray-udp --property=Type=exec "
+        f"python3 -c {shlex.quote(UDP_ECHO.format(port=port))}"
+    )
+    try:
+        host.check_output(
+            f"timeout 20 sh -c 'until ss -Hlun | grep -q :{port}; do sleep 0.2; done'"
+        )
+        probe = (
+            "import socket; s = socket.socket(2, 2); s.settimeout(3); "
+            f"s.sendto(b'ping', ('127.0.0.1', {port})); print(s.recv(64))"
+        )
+        assert host.check_output(f"python3 -c {shlex.quote(probe)}") == "b'ping'"
+        assert udp_answer(address, port) == b""
+    finally:
+        host.run("systemctl stop pi-im-stray-udp")
+    rules = host.check_output("nft list table inet pi_im_firewall")
+    assert "udp dport { 3478, 61000-61999 } accept" in rules

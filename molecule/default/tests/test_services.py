@@ -10,7 +10,14 @@ import pytest
 
 from conftest import DOMAIN, REPO, erlang_binary, fields, probe
 
-PUBLIC = {5222: "ejabberd c2s", 5280: "ejabberd https", 8080: "admin console"}
+PUBLIC = {
+    5222: "ejabberd c2s",
+    5280: "ejabberd https",
+    3478: "ejabberd stun/turn",
+    8080: "admin console",
+}
+# The call relay's ports (ejabberd_turn_relay_ports), bound while a call is relayed.
+RELAY_PORTS = range(61000, 62000)
 LOOPBACK = {
     5281: "ejabberd api",
     5672: "amqp",
@@ -75,7 +82,10 @@ def test_nothing_else_listens_beyond_loopback(host) -> None:
     exposed = [
         (a, p, proc)
         for a, p, proc in listeners(host)
-        if p not in PUBLIC and not a.startswith("127.") and a != "[::1]"
+        if p not in PUBLIC
+        and not a.startswith("127.")
+        and a != "[::1]"
+        and not (p in RELAY_PORTS and proc == "beam.smp")
     ]
     # The system's own SSH server, there before the appliance (as on every Pi OS Lite).
     assert [entry for entry in exposed if entry[1:] != (22, "sshd")] == []

@@ -31,8 +31,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
-# Written by the role that installs this (backend, domain, and the database for "ejabberd-sql");
-# the environment variable is for tests.
+# Written by the role that installs this (backend, the domain or the file the device keeps it
+# in, and the database for "ejabberd-sql"); the environment variable is for tests.
 SETTINGS = Path(os.environ.get("PI_IM_BENCH_ACCOUNTS_SETTINGS", "/etc/pi-im/bench-accounts.json"))
 NAME = re.compile(r"^bench-[0-9]{5}$")
 # Both servers keep SHA-1 SCRAM keys by default (ejabberd 23.01 without auth_scram_hash, Prosody).
@@ -409,6 +409,8 @@ def main() -> None:
     if command not in ("info", "create", "clean", "remove"):
         raise SystemExit(__doc__)
     settings = json.loads(SETTINGS.read_text())
+    if "domain_file" in settings:
+        settings["domain"] = Path(settings["domain_file"]).read_text().strip()
     print(json.dumps(run(command, backend(settings), settings["domain"])))
 
 

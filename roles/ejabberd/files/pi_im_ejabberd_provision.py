@@ -1,6 +1,6 @@
 #!/usr/bin/python3
-"""Per-device provisioning of ejabberd: the TLS certificate, the admin account and the
-console's account on the admin API.
+"""Per-device provisioning of ejabberd: the XMPP domain, the TLS certificate, the admin account
+and the console's account on the admin API.
 
 Runs on the device (from Ansible, or from the first-boot unit when baked into an image), so
 private keys and passwords are created here and never leave it. Accounts are made through
@@ -15,7 +15,9 @@ import argparse
 import base64
 import json
 import os
+import re
 import shlex
+import socket
 import subprocess
 import sys
 import tempfile
@@ -35,7 +37,14 @@ def settings(path: Path) -> dict[str, str]:
 
 # Written by the ejabberd role, shared with its shell scripts; the variable is for tests.
 SETTINGS = settings(Path(os.environ.get("PI_IM_EJABBERD_SETTINGS", "/etc/pi-im/ejabberd.env")))
-DOMAIN = SETTINGS["DOMAIN"]
+DOMAIN_FILE = Path(SETTINGS["DOMAIN_FILE"])
+DEVICE_MACROS = Path(SETTINGS["DEVICE_MACROS"])
+HOSTNAME_FILE = Path(os.environ.get("PI_IM_HOSTNAME_FILE", "/etc/hostname"))
+FALLBACK_DOMAIN = "pi-im.local"
+# The role's __ejabberd_domain_pattern: a lower-case DNS name.
+DOMAIN_PATTERN = re.compile(
+    r"^(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*$"
+)
 # (account, device secret holding its password)
 ACCOUNTS = [
     (SETTINGS["ADMIN_USER"], SETTINGS["ADMIN_SECRET"]),
@@ -46,10 +55,96 @@ DEVICE_CERT = Path(SETTINGS["DEVICE_CERT"])
 USER_CERT = SETTINGS["USER_CERT"]
 
 
+def from_host_name(name: str) -> tuple[str, str]:
+    """The domain a host name gives, and why: `chat` is chat.local on the home network (mDNS),
+    a name with dots is taken as it is."""
+    name = name.strip().lower().rstrip(".")
+    if not DOMAIN_PATTERN.match(name) or name in ("localhost", "localhost.localdomain"):
+        return FALLBACK_DOMAIN, f"the host name {name!r} cannot name a domain: the fallback"
+    if "." in name:
+        return name, "the host name"
+    return f"{name}.local", "the host name on the home network"
+
+
+def chosen_domain(configured: str, current: str, host_name: str) -> tuple[str, str]:
+    """The option wins; otherwise a domain once chosen stays (every account and room belongs
+    to it); otherwise the host name decides."""
+    if configured:
+        return configured, "ejabberd_domain"
+    if current:
+        return current, "chosen earlier"
+    return from_host_name(host_name)
+
+
+def lan_address() -> str:
+    """The IPv4 address the device reaches the rest of the network from: the source of its
+    default route. Connecting a UDP socket only looks the route up; nothing is sent."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+        try:
+            probe.connect(("192.0.2.1", 9))  # TEST-NET-1: any address off the device will do
+        except OSError:
+            return "127.0.0.1"  # no network yet: calls get no relay until ejabberd restarts
+        return str(probe.getsockname()[0])
+
+
+def turn_address() -> str:
+    """The address the TURN relay announces: the owner's (the router's public address, with
+    its ports forwarded), else the device's own on the LAN."""
+    return SETTINGS["TURN_ADDRESS"] or lan_address()
+
+
+def macros(domain: str, turn: str) -> str:
+    origin = f"https://{domain}:{SETTINGS['HTTP_PORT']}"
+    return (
+        "# Written by pi-im-ejabberd-provision: what this device settled for ejabberd.yml\n"
+        "# (include_config_file): its XMPP domain, and its address for calls.\n"
+        "define_macro:\n"
+        f"  PI_IM_DOMAIN: {json.dumps(domain)}\n"
+        f"  PI_IM_DOMAIN_ORIGIN: {json.dumps(origin)}\n"
+        f"  PI_IM_TURN_ADDRESS: {json.dumps(turn)}\n"
+    )
+
+
+def device_macros() -> list[str]:
+    """ejabberd's macros from the settled domain and the address as it is now (run at every
+    start of ejabberd: DHCP may have given the device another)."""
+    turn = turn_address()
+    if replace(DEVICE_MACROS, macros(device_domain(), turn), 0o644):
+        return [f"wrote {DEVICE_MACROS} (calls relayed at {turn})"]
+    return []
+
+
+def replace(path: Path, text: str, mode: int) -> bool:
+    """Write text to path atomically; whether it changed."""
+    if path.exists() and path.read_text() == text:
+        return False
+    with tempfile.NamedTemporaryFile("w", dir=path.parent, delete=False) as tmp:
+        tmp.write(text)
+    Path(tmp.name).chmod(mode)
+    Path(tmp.name).replace(path)
+    return True
+
+
+def domain() -> list[str]:
+    """Settle the device's XMPP domain in DOMAIN_FILE and ejabberd's macros for it."""
+    current = DOMAIN_FILE.read_text().strip() if DOMAIN_FILE.exists() else ""
+    host_name = HOSTNAME_FILE.read_text() if HOSTNAME_FILE.exists() else ""
+    chosen, why = chosen_domain(SETTINGS["CONFIGURED_DOMAIN"], current, host_name)
+    actions = []
+    if replace(DOMAIN_FILE, chosen + "\n", 0o644):
+        actions.append(f"XMPP domain {chosen} (from {why})")
+    return actions + device_macros()
+
+
+def device_domain() -> str:
+    return DOMAIN_FILE.read_text().strip()
+
+
 def certificate() -> list[str]:
-    """Create a self-signed certificate for DOMAIN unless one for it already exists."""
+    """Create a self-signed certificate for the domain unless one for it already exists."""
     if USER_CERT:
         return []
+    name = device_domain()
     if DEVICE_CERT.exists():
         names = subprocess.run(
             ["openssl", "x509", "-noout", "-ext", "subjectAltName", "-in", str(DEVICE_CERT)],
@@ -57,7 +152,7 @@ def certificate() -> list[str]:
             text=True,
             check=False,
         ).stdout
-        if f"DNS:{DOMAIN}," in names + ",":
+        if f"DNS:{name}," in names + ",":
             return []
     DEVICE_CERT.parent.mkdir(mode=0o750, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=DEVICE_CERT.parent) as tmp:
@@ -75,9 +170,9 @@ def certificate() -> list[str]:
                 "-days",
                 "3650",
                 "-subj",
-                f"/CN={DOMAIN}",
+                f"/CN={name}",
                 "-addext",
-                f"subjectAltName=DNS:{DOMAIN},DNS:*.{DOMAIN}",
+                f"subjectAltName=DNS:{name},DNS:*.{name}",
                 "-keyout",
                 str(key),
                 "-out",
@@ -92,7 +187,7 @@ def certificate() -> list[str]:
         pem.chmod(0o640)
         pem.replace(DEVICE_CERT)
     subprocess.run(["chown", "root:ejabberd", str(DEVICE_CERT.parent)], check=True)
-    return [f"created a self-signed certificate for {DOMAIN}"]
+    return [f"created a self-signed certificate for {name}"]
 
 
 def erlang(expression: str) -> str:
@@ -138,8 +233,9 @@ def binary(text: str) -> str:
 
 def account(user: str, password: str) -> str | None:
     """Make sure user@DOMAIN exists with this password; what was done, if anything."""
+    name = device_domain()
     done = erlang(
-        f"U = {binary(user)}, H = {binary(DOMAIN)}, P = {binary(password)},"
+        f"U = {binary(user)}, H = {binary(name)}, P = {binary(password)},"
         " case ejabberd_auth:user_exists(U, H) of"
         "   false -> ok = ejabberd_auth:try_register(U, H, P), registered;"
         "   true -> case ejabberd_auth:check_password(U, <<>>, H, P) of"
@@ -147,8 +243,8 @@ def account(user: str, password: str) -> str | None:
         "     false -> ok = ejabberd_auth:set_password(U, H, P), reset end end."
     )
     return {
-        "registered": f"registered {user}@{DOMAIN}",
-        "reset": f"reset the password of {user}@{DOMAIN} to the device secret",
+        "registered": f"registered {user}@{name}",
+        "reset": f"reset the password of {user}@{name} to the device secret",
     }.get(done)
 
 
@@ -161,12 +257,18 @@ def accounts(timeout: float) -> list[str]:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("step", choices=["certificate", "admin"])
+    parser.add_argument("step", choices=["domain", "macros", "certificate", "admin"])
     parser.add_argument(
         "--timeout", type=float, default=120.0, help="seconds to wait for ejabberd (admin step)"
     )
     args = parser.parse_args()
-    actions = certificate() if args.step == "certificate" else accounts(args.timeout)
+    steps = {
+        "domain": domain,
+        "macros": device_macros,
+        "certificate": certificate,
+        "admin": lambda: accounts(args.timeout),
+    }
+    actions = steps[args.step]()
     print(json.dumps({"changed": bool(actions), "actions": actions}))
     return 0
 

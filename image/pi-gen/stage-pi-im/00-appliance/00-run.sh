@@ -5,8 +5,9 @@
 : "${PI_IM_APPLIANCE:?set PI_IM_APPLIANCE to the pi-im-appliance checkout}"
 # shellcheck disable=SC1091
 source "${PI_IM_APPLIANCE}/.venv/bin/activate"
-# In the chroot the host name fact is the build host's: name the XMPP domain after the image's.
-extra=(--extra-vars "ejabberd_domain=${TARGET_HOSTNAME:-raspberrypi}.local")
+# No ejabberd_domain: the device chooses it at first boot from its host name (Imager's, or
+# TARGET_HOSTNAME's); PI_IM_EXTRA_VARS can set one.
+extra=()
 if [ -n "${PI_IM_EXTRA_VARS:-}" ]; then
 	extra+=(--extra-vars "@${PI_IM_EXTRA_VARS}")
 fi
