@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime
+import re
 import socket
 import subprocess
 from pathlib import Path
@@ -150,3 +151,37 @@ def test_stun_tells_anyone_their_address(address: str) -> None:
     assert port == local_port
     own = subprocess.run(["ip", "-4", "-o", "addr"], capture_output=True, text=True, check=True)
     assert f" {seen}/" in own.stdout
+
+
+def test_the_relays_listener_holds_a_burst(host) -> None:
+    """mod_turn_buffer: the listener's receive buffer is the appliance's (212992 bytes asked,
+    doubled by the kernel), not Erlang's 16 KB that dropped calls past six at once."""
+    sockets = host.check_output(f"ss -Huanm 'sport = :{TURN_PORT}'")
+    buffer = re.search(r"rb(\d+)", sockets)
+    assert buffer, sockets
+    assert int(buffer.group(1)) >= 2 * 212992
+
+
+def test_twenty_calls_in_step_lose_nothing(accounts, device_cert: Path, address: str) -> None:
+    """Twenty calls whose apps send at the same instants, every 20 ms: each burst of forty
+    packets reaches the relay whole (with Erlang's buffer, fourteen calls went silent)."""
+    turn = turn_service(accounts, device_cert, address)
+
+    async def in_step() -> list[int]:
+        sides = [await relayed(turn) for _ in range(40)]
+        names = [transport.get_extra_info("sockname") for transport, _ in sides]
+        try:
+            for n in range(60):
+                for i in range(0, 40, 2):
+                    sides[i][0].sendto(b"%02d" % n, names[i + 1])
+                    sides[i + 1][0].sendto(b"%02d" % n, names[i])
+                await asyncio.sleep(0.02)
+            await asyncio.sleep(1)
+        finally:
+            for transport, _ in sides:
+                transport.close()
+        return [len({data for data, _ in inbox.received if int(data) >= 5}) for _, inbox in sides]
+
+    heard = asyncio.run(in_step())
+    # Every side heard every packet after the first few (the permissions' warm-up).
+    assert heard == [55] * 40
