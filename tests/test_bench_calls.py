@@ -14,10 +14,11 @@ BASE = {"login": {"sessions": 10}}
 
 
 def test_an_audio_call_sends_a_quarter_kilobyte_every_20_ms() -> None:
-    plan = calls.CallPlan(counts=(1,), seconds=1, kbps=100, packet_ms=20)
+    plan = scenario.CallPlan(counts=(1,), seconds=1, kbps=100, packet_ms=20)
     assert plan.packet_bytes == 250  # 100 kbit/s = 12,500 bytes/s = 50 packets of 250
-    tiny = calls.CallPlan(counts=(1,), seconds=1, kbps=8, packet_ms=5)
+    tiny = scenario.CallPlan(counts=(1,), seconds=1, kbps=8, packet_ms=5)
     assert tiny.packet_bytes == calls.HEADER.size  # never smaller than the header
+    assert calls.HEADER.size == scenario.CALL_HEADER_BYTES
 
 
 def test_a_packet_carries_its_send_time() -> None:

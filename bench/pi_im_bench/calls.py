@@ -18,14 +18,13 @@ from multiprocessing.connection import Connection
 from aioice.turn import TurnTransport, create_turn_endpoint
 
 from .accounts import Account
+from .scenario import CallPlan
 from .scram import SaltedPasswordCache
 from .stats import summary
 from .xmpp import Endpoint, Session, SessionError
 
 NS_EXTDISCO = "urn:xmpp:extdisco:2"
 HEADER = struct.Struct("!QI")  # send time (monotonic ns), sequence number
-#: A relay port per side of a call: the appliance's default range holds 1,000.
-MAX_CALLS = 480
 #: Allocations asked for at once while a step sets up.
 ALLOCATING = 50
 #: Packets sent in this first stretch are not counted: a side's first packets may reach the
@@ -40,21 +39,6 @@ class TurnService:
     port: int
     username: str
     password: str
-
-
-@dataclass(frozen=True)
-class CallPlan:
-    """Concurrent calls per step, each step's length, and what one call sends each way."""
-
-    counts: tuple[int, ...]
-    seconds: float
-    kbps: float
-    packet_ms: float
-
-    @property
-    def packet_bytes(self) -> int:
-        """Payload per packet for kbps at one packet every packet_ms (20 ms: Opus's frame)."""
-        return max(HEADER.size, round(self.kbps * 1000 / 8 * self.packet_ms / 1000))
 
 
 async def turn_service(endpoint: Endpoint, account: Account) -> TurnService:

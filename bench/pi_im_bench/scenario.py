@@ -7,7 +7,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .calls import MAX_CALLS, CallPlan
 from .scram import MECHANISMS
 
 SCENARIOS = Path(__file__).resolve().parents[1] / "scenarios"
@@ -45,6 +44,27 @@ SCHEMA: dict[str, dict[str, type | tuple[type, ...]]] = {
         "packet_ms": (int, float),
     },
 }
+
+
+#: A relay port per side of a call: the appliance's default range holds 1,000.
+MAX_CALLS = 480
+#: A relayed packet starts with its send time and sequence number (calls.py).
+CALL_HEADER_BYTES = 12
+
+
+@dataclass(frozen=True)
+class CallPlan:
+    """Concurrent calls per step, each step's length, and what one call sends each way."""
+
+    counts: tuple[int, ...]
+    seconds: float
+    kbps: float
+    packet_ms: float
+
+    @property
+    def packet_bytes(self) -> int:
+        """Payload per packet for kbps at one packet every packet_ms (20 ms: Opus's frame)."""
+        return max(CALL_HEADER_BYTES, round(self.kbps * 1000 / 8 * self.packet_ms / 1000))
 
 
 class ScenarioError(ValueError):

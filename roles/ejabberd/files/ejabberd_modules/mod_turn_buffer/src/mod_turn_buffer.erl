@@ -19,19 +19,18 @@
 -export([is_listener/3]).
 -endif.
 
-start(Host, Opts) ->
+%% The hook is global, the sockets too: the first host's option applies.
+start(_Host, Opts) ->
     ejabberd_hooks:add(ejabberd_started, ?MODULE, ejabberd_started, 50),
     %% Loaded into a running server (a configuration reload): its listeners
-    %% are up already.
-    _ = apply_buffer(gen_mod:get_opt(receive_buffer, Opts), Host),
-    ok.
+    %% are up already. At boot there are none yet, and the hook does it.
+    apply_buffer(gen_mod:get_opt(receive_buffer, Opts)).
 
 stop(_Host) ->
     ejabberd_hooks:delete(ejabberd_started, ?MODULE, ejabberd_started, 50).
 
-reload(Host, NewOpts, _OldOpts) ->
-    _ = apply_buffer(gen_mod:get_opt(receive_buffer, NewOpts), Host),
-    ok.
+reload(_Host, NewOpts, _OldOpts) ->
+    apply_buffer(gen_mod:get_opt(receive_buffer, NewOpts)).
 
 depends(_Host, _Opts) -> [].
 mod_opt_type(receive_buffer) -> econf:pos_int().
@@ -44,20 +43,16 @@ mod_doc() ->
                             "net.core.rmem_max).">>}}]}.
 
 ejabberd_started() ->
-    lists:foreach(
-      fun(Host) ->
-              case gen_mod:is_loaded(Host, ?MODULE) of
-                  true ->
-                      apply_buffer(gen_mod:get_module_opt(Host, ?MODULE, receive_buffer), Host);
-                  false -> ok
-              end
-      end, ejabberd_option:hosts()).
+    Host = ejabberd_config:get_myname(),
+    apply_buffer(gen_mod:get_module_opt(Host, ?MODULE, receive_buffer)).
 
 %% The UDP sockets of the ejabberd_stun listeners in the configuration.
-apply_buffer(Bytes, _Host) ->
+apply_buffer(Bytes) ->
     Ports = [Port || {{Port, _Ip, udp}, ejabberd_stun, _Opts} <- ejabberd_option:listen()],
-    [inet:setopts(Socket, [{recbuf, Bytes}])
-     || Socket <- erlang:ports(), is_listener(Socket, Ports, erlang:port_info(Socket, name))].
+    lists:foreach(
+      fun(Socket) -> inet:setopts(Socket, [{recbuf, Bytes}]) end,
+      [Socket || Socket <- erlang:ports(),
+                 is_listener(Socket, Ports, erlang:port_info(Socket, name))]).
 
 is_listener(Socket, Ports, {name, "udp_inet"}) ->
     case inet:sockname(Socket) of
