@@ -19,7 +19,9 @@ VALUES = {
     "CONFIGURED_DOMAIN": "",
     "DOMAIN_FILE": "/etc/pi-im/domain",
     "DEVICE_MACROS": "/etc/ejabberd/device.yml",
-    "HTTP_PORT": "5280",
+    "WEB_PORTS": "5280",
+    "WEB_CHAT_CSP": "default-src 'self'; img-src 'self' FILES; connect-src 'self' FILES",
+    "WEB_CLIENT_ORIGINS": "https://chat.example.org",
     "TURN_ADDRESS": "203.0.113.7",
     "ADMIN_USER": "admin",
     "ADMIN_SECRET": "ejabberd-admin-password",
@@ -110,17 +112,19 @@ def test_the_domain_step_writes_the_file_and_the_macros_once(
         f"wrote {tmp_path / 'device.yml'} (calls relayed at 203.0.113.7)",
     ]
     assert (tmp_path / "domain").read_text() == "kitchen-pi.local\n"
-    macros = yaml.safe_load((tmp_path / "device.yml").read_text())
-    assert macros == {
-        "define_macro": {
-            "PI_IM_DOMAIN": "kitchen-pi.local",
-            "PI_IM_DOMAIN_ORIGIN": "https://kitchen-pi.local:5280",
-            "PI_IM_TURN_ADDRESS": "203.0.113.7",
-        }
-    }
-    (tmp_path / "hostname").write_text("garage\n")
+    macros = yaml.safe_load((tmp_path / "device.yml").read_text())["define_macro"]
+    assert macros["PI_IM_DOMAIN"] == "kitchen-pi.local"
+    assert macros["PI_IM_TURN_ADDRESS"] == "203.0.113.7"
+    assert macros["PI_IM_WEB_ORIGINS"][0] == "https://kitchen-pi.local:5280"
+    assert "https://kitchen-pi:5280" in macros["PI_IM_WEB_ORIGINS"]
     assert script["domain"]() == []
+    # A new host name: the domain stays (accounts do not move), the page answers by the name.
+    (tmp_path / "hostname").write_text("garage\n")
+    assert script["domain"]() == [f"wrote {tmp_path / 'device.yml'} (calls relayed at 203.0.113.7)"]
     assert (tmp_path / "domain").read_text() == "kitchen-pi.local\n"
+    macros = yaml.safe_load((tmp_path / "device.yml").read_text())["define_macro"]
+    assert macros["PI_IM_DOMAIN"] == "kitchen-pi.local"
+    assert "https://garage.local:5280" in macros["PI_IM_WEB_ORIGINS"]
 
 
 def test_without_an_address_set_the_relay_announces_the_devices_own(
@@ -134,3 +138,61 @@ def test_without_an_address_set_the_relay_announces_the_devices_own(
     )
     # This machine's default route's source, or loopback where it has none.
     assert address.is_loopback == (routes.stdout.strip() == "")
+
+
+@pytest.mark.parametrize(
+    ("domain", "host_name", "origins"),
+    [
+        (
+            "kitchen.local",
+            "kitchen\n",
+            ["https://kitchen.local:5280", "https://kitchen:5280", "https://192.168.1.20:5280"],
+        ),
+        (
+            "chat.example.org",
+            "Garage\n",
+            [
+                "https://chat.example.org:5280",
+                "https://garage:5280",
+                "https://garage.local:5280",
+                "https://192.168.1.20:5280",
+            ],
+        ),
+        # A dotted host name is the domain already; none at all leaves the domain and address.
+        (
+            "chat.example.org",
+            "chat.example.org\n",
+            ["https://chat.example.org:5280", "https://192.168.1.20:5280"],
+        ),
+        ("pi-im.local", "", ["https://pi-im.local:5280", "https://192.168.1.20:5280"]),
+    ],
+)
+def test_the_web_chat_opens_the_websocket_by_every_name_of_the_device(
+    provision: dict[str, Any], domain: str, host_name: str, origins: list[str]
+) -> None:
+    """The device's own page, served by any name, then the pages elsewhere the owner named."""
+    assert provision["web_origins"](domain, host_name, "192.168.1.20") == [
+        *origins,
+        "https://chat.example.org",
+    ]
+
+
+def test_on_the_standard_https_port_an_origin_names_no_port(provision: dict[str, Any]) -> None:
+    provision["SETTINGS"]["WEB_PORTS"] = "5280 443"
+    assert provision["web_origins"]("kitchen.local", "kitchen\n", "192.168.1.20") == [
+        "https://kitchen.local:5280",
+        "https://kitchen:5280",
+        "https://192.168.1.20:5280",
+        "https://kitchen.local",
+        "https://kitchen",
+        "https://192.168.1.20",
+        "https://chat.example.org",
+    ]
+
+
+def test_the_web_chat_may_reach_the_shared_files_of_the_domain(provision: dict[str, Any]) -> None:
+    """A page on the standard port uploads to, and shows files from, the web listener's port."""
+    assert provision["web_chat_policy"]("kitchen.local") == (
+        "default-src 'self'; img-src 'self' https://kitchen.local:5280; "
+        "connect-src 'self' https://kitchen.local:5280"
+    )

@@ -18,15 +18,19 @@ REPO = Path(__file__).parents[1]
 ROLE = REPO / "roles/firewall"
 
 VARIANTS = {
-    "defaults": ({}, {22, 5222, 5280, 8080}),
-    "console-closed": ({"firewall_console_from_lan": False}, {22, 5222, 5280}),
+    "defaults": ({}, {22, 443, 5222, 5280, 8080}),
+    "console-closed": ({"firewall_console_from_lan": False}, {22, 443, 5222, 5280}),
     "ssh-and-console-closed": (
         {"firewall_ssh": False, "firewall_console_from_lan": False},
-        {5222, 5280},
+        {443, 5222, 5280},
     ),
-    "federation-on": ({"ejabberd_listeners": ["c2s", "http", "s2s"]}, {22, 5222, 5269, 5280, 8080}),
+    "federation-on": (
+        {"ejabberd_listeners": ["c2s", "http", "s2s"]},
+        {22, 443, 5222, 5269, 5280, 8080},
+    ),
     "c2s-only": ({"ejabberd_listeners": ["c2s"], "admin_service_port": 8443}, {22, 5222, 8443}),
-    "extra-port": ({"firewall_extra_tcp_ports": [15672, 22]}, {22, 5222, 5280, 8080, 15672}),
+    "standard-https-port-off": ({"ejabberd_https_port": 0}, {22, 5222, 5280, 8080}),
+    "extra-port": ({"firewall_extra_tcp_ports": [15672, 22]}, {22, 443, 5222, 5280, 8080, 15672}),
 }
 
 # One play per variant: its options file comes after the role's defaults, so it wins.

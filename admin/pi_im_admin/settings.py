@@ -76,6 +76,8 @@ class Settings:
     public_url: str = field(default_factory=lambda: _env("PUBLIC_URL", ""))
     # Whether ejabberd talks to other servers (shown on the dashboard).
     federation: bool = field(default_factory=lambda: _env("FEDERATION", "false") == "true")
+    # The port of the device's web chat (ejabberd's web listener), 0 when it has none.
+    web_chat_port: int = field(default_factory=lambda: int(_env("WEB_CHAT_PORT", "0")))
 
     @property
     def cookie_secure(self) -> bool:

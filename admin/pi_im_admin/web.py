@@ -46,3 +46,13 @@ def client_address(request: Request) -> str:
 def invite_url(request: Request, ctx: Context, token: str) -> str:
     base = ctx.settings.public_url.rstrip("/") or str(request.base_url).rstrip("/")
     return f"{base}/invite/{token}"
+
+
+def web_chat_url(request: Request, ctx: Context) -> str:
+    """The device's web chat by the name this browser reached the device by (it answers to any
+    of them), or "" when the device has none."""
+    if not ctx.settings.web_chat_port:
+        return ""
+    host = request.url.hostname or ctx.settings.xmpp_domain
+    host = f"[{host}]" if ":" in host else host
+    return f"https://{host}:{ctx.settings.web_chat_port}/"

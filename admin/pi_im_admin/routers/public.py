@@ -16,7 +16,7 @@ from ..context import Context
 from ..errors import Problem
 from ..security import digest
 from ..services import invites
-from ..web import render
+from ..web import render, web_chat_url
 
 router = APIRouter(include_in_schema=False)
 TOO_MANY = "Too many failed attempts. Wait 15 minutes and try again."
@@ -74,4 +74,13 @@ async def invite_redeem(
         return form(request, ctx, token, status=problem.status, error=problem.message)
     jid = f"{name}@{ctx.ejabberd.domain}"
     code = qr.svg(f"xmpp:{jid}", f"Your chat address, {jid}")
-    return render(request, "welcome.html", None, status=201, jid=jid, jid_qr=code, apps=APPS)
+    return render(
+        request,
+        "welcome.html",
+        None,
+        status=201,
+        jid=jid,
+        jid_qr=code,
+        apps=APPS,
+        web_chat=web_chat_url(request, ctx),
+    )

@@ -114,4 +114,4 @@ def test_connection_cap_is_in_the_devices_packet_filter(booted: Booted) -> None:
     assert per_address < limit - 512
     assert f"ct count over {per_address} " in rules
     # Federation is off on an image: 5269 is neither counted nor listened on.
-    assert "tcp dport { 5222, 5280 }" in rules
+    assert "tcp dport { 443, 5222, 5280 }" in rules

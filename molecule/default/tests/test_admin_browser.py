@@ -163,6 +163,11 @@ def test_an_invitation_from_qr_code_to_contacts(
         f"xmpp:{name}@{DOMAIN}"
     )
     newcomer.screenshot(path=ARTIFACTS / "welcome.png", full_page=True)
+    # No app yet: the device's web chat, by the name this browser came by.
+    newcomer.locator("#web-chat").click()
+    expect(newcomer).to_have_url(f"https://{address}:5280/")
+    expect(newcomer).to_have_title(f"Chat on {DOMAIN}")
+    expect(newcomer.locator("#converse-login-jid")).to_be_visible()
     newcomer.context.close()
 
     member = Account(f"{name}@{DOMAIN}", password)

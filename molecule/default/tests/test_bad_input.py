@@ -89,6 +89,11 @@ def test_modules_written_for_another_ejabberd_stop_the_play(host, ejabberd_versi
         ),
         ({"ejabberd_domain": "Chat_Pi!"}, "the domain must be a lower-case DNS name (Chat_Pi!)"),
         (
+            {"ejabberd_listeners": ["c2s"], "ejabberd_upload": False},
+            "the web chat (ejabberd_web_chat) needs the web listener",
+        ),
+        ({"ejabberd_https_port": 5222}, "(and ejabberd_https_port, unless 0, a port none of them)"),
+        (
             {"ejabberd_domain": "", "ejabberd_listeners": ["c2s", "s2s", "http"]},
             "federation (s2s) needs ejabberd_domain set to a public domain",
         ),
@@ -105,6 +110,8 @@ def test_modules_written_for_another_ejabberd_stop_the_play(host, ejabberd_versi
         "quota-below-one-file",
         "origin-not-an-origin",
         "domain-not-a-dns-name",
+        "web-chat-without-the-web-listener",
+        "standard-https-port-taken",
         "federation-without-a-domain",
         "relay-range-reversed",
         "relay-range-overlapping",

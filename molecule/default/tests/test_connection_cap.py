@@ -40,8 +40,9 @@ def beam_open_file_limit(host) -> int:  # type: ignore[no-untyped-def]
 def test_the_cap_sits_below_the_servers_open_file_limit(host) -> None:  # type: ignore[no-untyped-def]
     rules = host.check_output("nft list table inet pi_im_ejabberd")
     assert f"ct count over {beam_open_file_limit(host) - RESERVE} " in rules
-    # Clients and WebSocket/BOSH: counted (federation is off). The admin API: never.
-    assert "tcp dport { 5222, 5280 }" in rules
+    # Clients and the web listener on both its ports: counted (federation is off). The admin
+    # API: never.
+    assert "tcp dport { 443, 5222, 5280 }" in rules
 
 
 @pytest.mark.usefixtures("low_limit")

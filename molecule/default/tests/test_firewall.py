@@ -47,7 +47,8 @@ def test_a_stray_listener_is_unreachable_from_the_lan(host, address: str) -> Non
 
 
 @pytest.mark.parametrize(
-    ("port", "name"), [(5222, "xmpp"), (5280, "web clients"), (8080, "console")]
+    ("port", "name"),
+    [(5222, "xmpp"), (5280, "web clients"), (443, "web chat"), (8080, "console")],
 )
 def test_the_appliances_services_are_reachable(address: str, port: int, name: str) -> None:
     assert reachable(address, port), name

@@ -13,6 +13,7 @@ from conftest import DOMAIN, REPO, erlang_binary, fields, probe
 PUBLIC = {
     5222: "ejabberd c2s",
     5280: "ejabberd https",
+    443: "ejabberd https, the standard port",
     3478: "ejabberd stun/turn",
     8080: "admin console",
 }
@@ -365,7 +366,7 @@ WEAK_SUITES = [
     "ECDHE-ECDSA-ARIA128-GCM-SHA256",
 ]
 STRONG_SUITES = ["ECDHE-ECDSA-AES128-GCM-SHA256", "ECDHE-ECDSA-CHACHA20-POLY1305"]
-TLS_PORTS = {5222: ["-starttls", "xmpp", "-xmpphost", DOMAIN], 5280: [], 8080: []}
+TLS_PORTS = {5222: ["-starttls", "xmpp", "-xmpphost", DOMAIN], 5280: [], 443: [], 8080: []}
 
 
 def negotiated(address: str, port: int, suite: str) -> str:

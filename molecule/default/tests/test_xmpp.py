@@ -439,15 +439,17 @@ def test_web_clients_cannot_log_in_without_tls(address: str, url: str, refused: 
         open_plain(url.format(address))
 
 
+@pytest.mark.parametrize("port", [5280, 443])
 @pytest.mark.parametrize("document", ["host-meta", "host-meta.json"])
 @pytest.mark.parametrize("name", [DOMAIN, "address", "localhost"])
 def test_host_meta_announces_only_tls_web_endpoints(
-    address: str, device_tls: ssl.SSLContext, name: str, document: str
+    address: str, device_tls: ssl.SSLContext, name: str, document: str, port: int
 ) -> None:
     """XEP-0156 discovery answers whichever name the device is asked by (mod_host_meta alone
-    crashed on any but the domain) with the domain's links, TLS ones only."""
+    crashed on any but the domain) with the domain's links, TLS ones only; also on the
+    standard HTTPS port, the only place Converse looks (https://DOMAIN/.well-known/host-meta)."""
     response = httpx.get(
-        f"https://{address}:5280/.well-known/{document}",
+        f"https://{address}:{port}/.well-known/{document}",
         headers={"Host": address if name == "address" else name},
         timeout=10,
         verify=device_tls,
@@ -469,14 +471,39 @@ def test_host_meta_announces_only_tls_web_endpoints(
 
 @pytest.mark.parametrize(
     ("origin", "opens"),
-    [(None, True), (f"https://{DOMAIN}:5280", True), ("https://elsewhere.example", False)],
-    ids=["an-app", "the-devices-page", "another-site"],
+    [
+        (None, True),
+        (f"https://{DOMAIN}:5280", True),
+        ("https://{address}:5280", True),
+        (f"https://{DOMAIN}", True),
+        ("https://{address}", True),
+        ("https://{host_name}:5280", True),
+        ("https://{host_name}.local:5280", True),
+        ("https://elsewhere.example", False),
+        (f"https://{DOMAIN}:8443", False),
+        ("https://192.0.2.1:5280", False),
+    ],
+    ids=[
+        "an-app",
+        "the-web-chat-by-domain",
+        "the-web-chat-by-address",
+        "the-web-chat-on-the-standard-port",
+        "the-web-chat-by-address-on-the-standard-port",
+        "the-web-chat-by-host-name",
+        "the-web-chat-by-local-name",
+        "another-site",
+        "another-port",
+        "another-address",
+    ],
 )
 def test_only_the_devices_pages_open_the_websocket(
-    address: str, device_tls: ssl.SSLContext, origin: str | None, opens: bool
+    host, address: str, device_tls: ssl.SSLContext, origin: str | None, opens: bool
 ) -> None:
     """A browser says which page opens a WebSocket; one on another site could otherwise use a
-    member's browser to reach the device (on the LAN, where the site cannot)."""
+    member's browser to reach the device (on the LAN, where the site cannot). The device's own
+    web chat is served by any of its names and its address, each its own origin."""
+    if origin:
+        origin = origin.format(address=address, host_name=host.check_output("hostname").lower())
     url = f"wss://{address}:5280/websocket"
     if opens:
         transport = WebSocketTransport(url, device_tls, origin)

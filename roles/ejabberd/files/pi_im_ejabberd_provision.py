@@ -93,23 +93,53 @@ def turn_address() -> str:
     return SETTINGS["TURN_ADDRESS"] or lan_address()
 
 
-def macros(domain: str, turn: str) -> str:
-    origin = f"https://{domain}:{SETTINGS['HTTP_PORT']}"
+def web_origins(domain: str, host_name: str, address: str) -> list[str]:
+    """The origins a browser sends from the device's own web chat, which it serves by any name
+    it is reached by (its domain, its host name bare and .local, its LAN address) on each port
+    of the web listener (443 is no port in an origin); then the pages elsewhere the owner
+    named (ejabberd_web_client_origins)."""
+    names = [domain]
+    short = host_name.strip().lower()
+    if DOMAIN_PATTERN.match(short) and "." not in short:
+        names += [short, f"{short}.local"]
+    ports = [int(port) for port in SETTINGS["WEB_PORTS"].split()]
+    own = [
+        f"https://{name}" + ("" if port == 443 else f":{port}")
+        for port in ports
+        for name in [*names, address]
+    ]
+    return list(dict.fromkeys([*own, *SETTINGS["WEB_CLIENT_ORIGINS"].split()]))
+
+
+def web_chat_policy(domain: str) -> str:
+    """The web chat's Content-Security-Policy: the role's, its FILES the origin of the shared
+    files (announced under the domain on the web listener's own port), which a page on the
+    standard HTTPS port loads and uploads across."""
+    ports = SETTINGS["WEB_PORTS"].split()
+    files = f"https://{domain}:{ports[0]}" if ports else ""
+    return " ".join(SETTINGS["WEB_CHAT_CSP"].replace("FILES", files).split())
+
+
+def macros(domain: str, turn: str, origins: list[str]) -> str:
     return (
         "# Written by pi-im-ejabberd-provision: what this device settled for ejabberd.yml\n"
-        "# (include_config_file): its XMPP domain, and its address for calls.\n"
+        "# (include_config_file): its XMPP domain, the origins of its own web pages and its\n"
+        "# web chat's policy, and its address for calls.\n"
         "define_macro:\n"
         f"  PI_IM_DOMAIN: {json.dumps(domain)}\n"
-        f"  PI_IM_DOMAIN_ORIGIN: {json.dumps(origin)}\n"
+        f"  PI_IM_WEB_ORIGINS: {json.dumps(origins)}\n"
+        f"  PI_IM_WEB_CHAT_CSP: {json.dumps(web_chat_policy(domain))}\n"
         f"  PI_IM_TURN_ADDRESS: {json.dumps(turn)}\n"
     )
 
 
 def device_macros() -> list[str]:
-    """ejabberd's macros from the settled domain and the address as it is now (run at every
-    start of ejabberd: DHCP may have given the device another)."""
+    """ejabberd's macros from the settled domain, the host name and the address as they are
+    now (run at every start of ejabberd: DHCP may have given the device another address)."""
     turn = turn_address()
-    if replace(DEVICE_MACROS, macros(device_domain(), turn), 0o644):
+    host_name = HOSTNAME_FILE.read_text() if HOSTNAME_FILE.exists() else ""
+    origins = web_origins(device_domain(), host_name, lan_address())
+    if replace(DEVICE_MACROS, macros(device_domain(), turn, origins), 0o644):
         return [f"wrote {DEVICE_MACROS} (calls relayed at {turn})"]
     return []
 

@@ -8,10 +8,8 @@
 
 -include_lib("ejabberd/include/ejabberd_http.hrl").
 
--export([process/2]).
--ifdef(TEST).
--export([served/2]).
--endif.
+%% served/2: also which host pi_im_web_chat serves the web chat for.
+-export([process/2, served/2]).
 
 process(Path, #request{host = Host} = Request) ->
     Served = served(Host, ejabberd_option:hosts()),
