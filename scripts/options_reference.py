@@ -31,6 +31,7 @@ PRODUCTION_ROLES = (
     "ejabberd",
     "rabbitmq",
     "admin_service",
+    "acme",
     "sd_image",
 )
 DEVELOPMENT_ROLES = ("demo_container", "bench_peer")

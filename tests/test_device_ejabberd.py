@@ -4,6 +4,7 @@ scripts, exactly as the shell does, and hands any text to Erlang without quoting
 from __future__ import annotations
 
 import base64
+import datetime
 import ipaddress
 import runpy
 import shlex
@@ -13,6 +14,10 @@ from typing import Any
 
 import pytest
 import yaml
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
 
 SCRIPT = Path(__file__).parents[1] / "roles/ejabberd/files/pi_im_ejabberd_provision.py"
 VALUES = {
@@ -196,3 +201,40 @@ def test_the_web_chat_may_reach_the_shared_files_of_the_domain(provision: dict[s
         "default-src 'self'; img-src 'self' https://kitchen.local:5280; "
         "connect-src 'self' https://kitchen.local:5280"
     )
+
+
+def pem_for(path: Path, names: list[str], days: int) -> Path:
+    """A self-signed EC certificate naming names, valid until days from now (past if < 0)."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, names[0])])
+    now = datetime.datetime.now(datetime.UTC)
+    certificate = (
+        x509.CertificateBuilder()
+        .subject_name(subject)
+        .issuer_name(subject)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(days=400))
+        .not_valid_after(now + datetime.timedelta(days=days))
+        .add_extension(x509.SubjectAlternativeName([x509.DNSName(n) for n in names]), False)
+        .sign(key, hashes.SHA256())
+    )
+    path.write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
+    return path
+
+
+@pytest.mark.parametrize(
+    ("names", "days", "kept"),
+    [
+        (["chat.example.org", "*.chat.example.org"], 3650, True),  # the device's own
+        (["chat.example.org"], 90, True),  # an ACME CA's, one name
+        (["chat.example.org", "upload.chat.example.org"], 90, True),
+        (["other.example.org"], 90, False),
+        (["chat.example.org"], -1, False),  # run out: the device makes its own again
+    ],
+)
+def test_a_certificate_for_the_domain_is_kept_until_it_runs_out(
+    provision: dict[str, Any], tmp_path: Path, names: list[str], days: int, kept: bool
+) -> None:
+    pem = pem_for(tmp_path / "device.pem", names, days)
+    assert provision["serves"](pem, "chat.example.org") is kept

@@ -76,6 +76,11 @@ class Settings:
     public_url: str = field(default_factory=lambda: _env("PUBLIC_URL", ""))
     # Whether ejabberd talks to other servers (shown on the dashboard).
     federation: bool = field(default_factory=lambda: _env("FEDERATION", "false") == "true")
+    # What the device's last attempt to get its certificate from an ACME CA came to (the acme
+    # role's pi-im-acme writes it; absent when the device does not use one).
+    acme_status: Path = field(
+        default_factory=lambda: Path(_env("ACME_STATUS", "/var/lib/pi-im/acme/status.json"))
+    )
     # The port of the device's web chat (ejabberd's web listener), 0 when it has none.
     web_chat_port: int = field(default_factory=lambda: int(_env("WEB_CHAT_PORT", "0")))
 

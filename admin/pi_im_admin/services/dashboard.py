@@ -3,6 +3,7 @@ and a history of online users sampled in the background."""
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import time
@@ -61,10 +62,20 @@ async def overview(ctx: Context) -> dict[str, object]:
         },
         "history": history(ctx),
         "federation": ctx.settings.federation,
+        "certificate": certificate(ctx),
         "shared_files": (
             {"megabytes": round(shared[0] / 2**20, 1), "files": shared[1]} if shared else None
         ),
     }
+
+
+def certificate(ctx: Context) -> dict[str, object] | None:
+    """The device's last attempt to get its certificate from the ACME CA, if it uses one."""
+    try:
+        status = json.loads(ctx.settings.acme_status.read_text())
+    except (OSError, ValueError):
+        return None
+    return status if isinstance(status, dict) else None
 
 
 def history(ctx: Context, hours: int = 24) -> list[dict[str, float]]:

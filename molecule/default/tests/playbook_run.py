@@ -1,4 +1,5 @@
-"""site.yml run from the host against the test container, its outcome read as data."""
+"""site.yml run from the host against the test container, its outcome read as data. The
+scenario is the one whose conftest the tests load (the default one's, or acme's)."""
 
 from __future__ import annotations
 
@@ -22,10 +23,16 @@ class Run:
     messages: str
 
 
-def converge(extra_vars: dict[str, object], inventories: Sequence[Path] = ()) -> Run:
+def converge(
+    extra_vars: dict[str, object],
+    inventories: Sequence[Path] = (),
+    host: str = HOST,
+    tags: str = "",
+) -> Run:
     """site.yml against the test container, read through the JSON callback (no colours,
     no folding: what the playbook said, as data). `inventories` are read after the scenario's
-    own, so their host variables win (another connection to the same device)."""
+    own, so their host variables win (another connection to the same device); `tags` runs
+    only those roles' tasks."""
     env = dict(
         os.environ,
         ANSIBLE_CONFIG=str(REPO / "ansible.cfg"),
@@ -39,6 +46,7 @@ def converge(extra_vars: dict[str, object], inventories: Sequence[Path] = ()) ->
         str(REPO / "playbooks/site.yml"),
         "-e",
         json.dumps(extra_vars),
+        *(["--tags", tags] if tags else []),
     ]
     result = subprocess.run(
         command, env=env, capture_output=True, text=True, timeout=900, check=False
@@ -47,7 +55,7 @@ def converge(extra_vars: dict[str, object], inventories: Sequence[Path] = ()) ->
     tasks = [task for play in report["plays"] for task in play["tasks"]]
     return Run(
         returncode=result.returncode,
-        stats=report["stats"][HOST],
+        stats=report["stats"][host],
         tasks=[task["task"]["name"] for task in tasks],
         # A failed validate: has "failed to validate" as msg and the reason in stderr.
         messages=" ".join(

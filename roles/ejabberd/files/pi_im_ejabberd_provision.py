@@ -170,20 +170,32 @@ def device_domain() -> str:
     return DOMAIN_FILE.read_text().strip()
 
 
+def serves(pem: Path, name: str) -> bool:
+    """Whether the certificate in pem names the domain and has not run out (the device's own,
+    or one from the ACME CA, which the acme role's deploy step puts in its place)."""
+    names = subprocess.run(
+        ["openssl", "x509", "-noout", "-ext", "subjectAltName", "-in", str(pem)],
+        capture_output=True,
+        text=True,
+        check=False,
+    ).stdout
+    valid = subprocess.run(
+        ["openssl", "x509", "-noout", "-checkend", "0", "-in", str(pem)],
+        capture_output=True,
+        check=False,
+    )
+    return f"DNS:{name}" in {part.strip() for part in names.replace("\n", ",").split(",")} and (
+        valid.returncode == 0
+    )
+
+
 def certificate() -> list[str]:
-    """Create a self-signed certificate for the domain unless one for it already exists."""
+    """Create a self-signed certificate for the domain unless one for it is there already."""
     if USER_CERT:
         return []
     name = device_domain()
-    if DEVICE_CERT.exists():
-        names = subprocess.run(
-            ["openssl", "x509", "-noout", "-ext", "subjectAltName", "-in", str(DEVICE_CERT)],
-            capture_output=True,
-            text=True,
-            check=False,
-        ).stdout
-        if f"DNS:{name}," in names + ",":
-            return []
+    if DEVICE_CERT.exists() and serves(DEVICE_CERT, name):
+        return []
     DEVICE_CERT.parent.mkdir(mode=0o750, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=DEVICE_CERT.parent) as tmp:
         key, crt = Path(tmp, "key.pem"), Path(tmp, "crt.pem")
