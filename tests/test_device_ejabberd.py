@@ -135,14 +135,18 @@ def test_the_domain_step_writes_the_file_and_the_macros_once(
 def test_without_an_address_set_the_relay_announces_the_devices_own(
     provision: dict[str, Any],
 ) -> None:
-    provision["SETTINGS"]["TURN_ADDRESS"] = ""
-    address = ipaddress.ip_address(provision["turn_address"]())
+    lan = provision["lan_address"]()
+    address = ipaddress.ip_address(lan)
     assert address.version == 4
     routes = subprocess.run(
         ["ip", "-4", "route", "show", "default"], capture_output=True, text=True
     )
     # This machine's default route's source, or loopback where it has none.
     assert address.is_loopback == (routes.stdout.strip() == "")
+    provision["SETTINGS"]["TURN_ADDRESS"] = ""
+    assert provision["turn_address"](lan) == lan
+    provision["SETTINGS"]["TURN_ADDRESS"] = "203.0.113.7"
+    assert provision["turn_address"](lan) == "203.0.113.7"
 
 
 @pytest.mark.parametrize(

@@ -87,10 +87,10 @@ def lan_address() -> str:
         return str(probe.getsockname()[0])
 
 
-def turn_address() -> str:
+def turn_address(lan: str) -> str:
     """The address the TURN relay announces: the owner's (the router's public address, with
     its ports forwarded), else the device's own on the LAN."""
-    return SETTINGS["TURN_ADDRESS"] or lan_address()
+    return SETTINGS["TURN_ADDRESS"] or lan
 
 
 def web_origins(domain: str, host_name: str, address: str) -> list[str]:
@@ -136,10 +136,11 @@ def macros(domain: str, turn: str, origins: list[str]) -> str:
 def device_macros() -> list[str]:
     """ejabberd's macros from the settled domain, the host name and the address as they are
     now (run at every start of ejabberd: DHCP may have given the device another address)."""
-    turn = turn_address()
+    domain, lan = device_domain(), lan_address()
+    turn = turn_address(lan)
     host_name = HOSTNAME_FILE.read_text() if HOSTNAME_FILE.exists() else ""
-    origins = web_origins(device_domain(), host_name, lan_address())
-    if replace(DEVICE_MACROS, macros(device_domain(), turn, origins), 0o644):
+    origins = web_origins(domain, host_name, lan)
+    if replace(DEVICE_MACROS, macros(domain, turn, origins), 0o644):
         return [f"wrote {DEVICE_MACROS} (calls relayed at {turn})"]
     return []
 
@@ -173,20 +174,15 @@ def device_domain() -> str:
 def serves(pem: Path, name: str) -> bool:
     """Whether the certificate in pem names the domain and has not run out (the device's own,
     or one from the ACME CA, which the acme role's deploy step puts in its place)."""
-    names = subprocess.run(
-        ["openssl", "x509", "-noout", "-ext", "subjectAltName", "-in", str(pem)],
+    # One openssl: the names printed, and -checkend's answer in the exit status.
+    shown = subprocess.run(
+        ["openssl", "x509", "-noout", "-ext", "subjectAltName", "-checkend", "0", "-in", str(pem)],
         capture_output=True,
         text=True,
         check=False,
-    ).stdout
-    valid = subprocess.run(
-        ["openssl", "x509", "-noout", "-checkend", "0", "-in", str(pem)],
-        capture_output=True,
-        check=False,
     )
-    return f"DNS:{name}" in {part.strip() for part in names.replace("\n", ",").split(",")} and (
-        valid.returncode == 0
-    )
+    names = {part.strip() for part in shown.stdout.replace("\n", ",").split(",")}
+    return shown.returncode == 0 and f"DNS:{name}" in names
 
 
 def certificate() -> list[str]:
