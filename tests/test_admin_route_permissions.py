@@ -110,6 +110,7 @@ def expected(method: str, path: str) -> Permission:
         ("/operators", Permission.MANAGE_OPERATORS),
         ("/tokens", Permission.MANAGE_TOKENS),
         ("/audit", Permission.VIEW_AUDIT),
+        ("/reachability", Permission.VIEW_REACHABILITY),
         ("/broadcast", Permission.BROADCAST),
     ]:
         if section.startswith(prefix):

@@ -20,6 +20,9 @@ def test_operator_manages_users_not_operators_or_tokens() -> None:
     assert not allows(Role.OPERATOR, Permission.MANAGE_OPERATORS)
     assert not allows(Role.OPERATOR, Permission.MANAGE_TOKENS)
     assert not allows(Role.OPERATOR, Permission.VIEW_AUDIT)
+    # How the device is reached (its addresses, ports, certificate) is for admins.
+    assert not allows(Role.OPERATOR, Permission.VIEW_REACHABILITY)
+    assert allows(Role.ADMIN, Permission.VIEW_REACHABILITY)
 
 
 def test_owner_may_do_everything() -> None:

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from .db import Database
 from .ejabberd import Ejabberd
 from .security import ApiTokens, Sessions, Throttle
+from .services.reachability import Checks
 from .settings import Settings
 
 
@@ -19,3 +20,4 @@ class Context:
     tokens: ApiTokens
     signins: Throttle
     redemptions: Throttle
+    reachability: Checks = field(default_factory=Checks)

@@ -199,6 +199,29 @@ class Dashboard(BaseModel):
     shared_files: SharedFiles | None = Field(description="None when file sharing is off")
 
 
+class Finding(BaseModel):
+    key: str = Field(description="What was checked: name, address, xmpp-client, certificate, ...")
+    state: Literal["ok", "todo", "note"]
+    title: str
+    found: str
+    todo: str = Field(description="What the owner still has to do; empty when nothing")
+
+
+class Forward(BaseModel):
+    protocol: Literal["TCP", "UDP"]
+    ports: str
+    purpose: str
+
+
+class Reachability(BaseModel):
+    domain: str
+    public_name: bool = Field(description="Whether the domain can be a name in public DNS")
+    lan_address: str = Field(description="Where the router forwards to")
+    checked_at: float
+    findings: list[Finding]
+    forwards: list[Forward] = Field(description="The port forwards to set on the router")
+
+
 class Health(BaseModel):
     status: Literal["ok", "degraded"]
     ejabberd: bool

@@ -12,6 +12,8 @@ class Permission(StrEnum):
     MANAGE_INVITES = "manage_invites"
     BROADCAST = "broadcast"
     VIEW_AUDIT = "view_audit"
+    # How the device is reached from outside: its addresses, ports and certificate.
+    VIEW_REACHABILITY = "view_reachability"
     MANAGE_OPERATORS = "manage_operators"
     MANAGE_TOKENS = "manage_tokens"
 
@@ -30,7 +32,12 @@ _OPERATOR = {
     Permission.MANAGE_INVITES,
     Permission.BROADCAST,
 }
-_ADMIN = _OPERATOR | {Permission.VIEW_AUDIT, Permission.MANAGE_OPERATORS, Permission.MANAGE_TOKENS}
+_ADMIN = _OPERATOR | {
+    Permission.VIEW_AUDIT,
+    Permission.VIEW_REACHABILITY,
+    Permission.MANAGE_OPERATORS,
+    Permission.MANAGE_TOKENS,
+}
 
 GRANTS: dict[Role, frozenset[Permission]] = {
     Role.VIEWER: frozenset({Permission.VIEW}),

@@ -16,6 +16,12 @@ def _list(name: str, default: str) -> tuple[str, ...]:
     return tuple(item.strip() for item in _env(name, default).split(",") if item.strip())
 
 
+def _ports() -> dict[str, str]:
+    """The ports the device opens to its network, by what they are for ("c2s=5222,...")."""
+    pairs = (item.partition("=") for item in _list("PORTS", ""))
+    return {role.strip(): port.strip() for role, _, port in pairs if role.strip() and port.strip()}
+
+
 def _credential(name: str) -> Path | None:
     """A file the unit handed the service in its runtime directory, readable by it alone."""
     directory = _env("CREDENTIALS", "")
@@ -83,6 +89,17 @@ class Settings:
     )
     # The port of the device's web chat (ejabberd's web listener), 0 when it has none.
     web_chat_port: int = field(default_factory=lambda: int(_env("WEB_CHAT_PORT", "0")))
+
+    # The DNS servers the reachability page asks (none: the device's own, /etc/resolv.conf).
+    dns_servers: tuple[str, ...] = field(default_factory=lambda: _list("DNS_SERVERS", ""))
+    # The certificate authorities the reachability page checks the certificate against.
+    ca_roots: Path = field(
+        default_factory=lambda: Path(_env("CA_ROOTS", "/etc/ssl/certs/ca-certificates.crt"))
+    )
+    # What the device listens on for the internet, by role (c2s, s2s, https, web, turn,
+    # relay, acme-http, console), and the address its call relay announces ("": its own).
+    ports: dict[str, str] = field(default_factory=_ports)
+    turn_address: str = field(default_factory=lambda: _env("TURN_ADDRESS", ""))
 
     @property
     def cookie_secure(self) -> bool:

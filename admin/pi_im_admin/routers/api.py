@@ -246,6 +246,17 @@ async def get_dashboard(
     return await dashboard.overview(ctx)
 
 
+@router.get("/reachability", response_model=models.Reachability, tags=["dashboard"])
+async def get_reachability(
+    _: Annotated[Principal, Depends(api(P.VIEW_REACHABILITY))],
+    ctx: ContextDep,
+    fresh: bool = False,
+):
+    """What the device can tell from inside about being reached from the internet (DNS, the
+    certificate, the ports it listens on) and the port forwards to set on the router."""
+    return await ctx.reachability.report(ctx, fresh)
+
+
 @router.get("/audit", response_model=list[models.AuditEntry], tags=["audit"])
 async def get_audit(
     _: Annotated[Principal, Depends(api(P.VIEW_AUDIT))],

@@ -169,6 +169,25 @@ async def audit(
     return render(request, "audit.html", who, entries=dashboard.audit_log(ctx))
 
 
+@router.get("/reachability")
+async def reachability(
+    request: Request,
+    who: Annotated[Principal, Depends(page(P.VIEW_REACHABILITY))],
+    ctx: ContextDep,
+) -> HTMLResponse:
+    report = await ctx.reachability.report(ctx)
+    return render(request, "reachability.html", who, report=report, ports=ctx.settings.ports)
+
+
+@router.post("/reachability")
+async def reachability_again(
+    _: Annotated[Principal, Depends(form_action(P.VIEW_REACHABILITY))],
+    ctx: ContextDep,
+) -> Response:
+    await ctx.reachability.report(ctx, fresh=True)
+    return RedirectResponse("/reachability", 303)
+
+
 # XMPP users
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import ssl
 import subprocess
 import sys
 import time
@@ -25,7 +26,13 @@ DEVICE, CA = "pi-im-acme-device", "pi-im-acme-ca"
 sys.path.append(str(REPO / "molecule/default/tests"))
 PEM = r"-----BEGIN CERTIFICATE-----.+?-----END CERTIFICATE-----\n"
 # The TLS ports and how a client starts TLS on each.
-TLS_PORTS = {5222: ["-starttls", "xmpp", "-xmpphost", DOMAIN], 5280: [], 443: [], 8080: []}
+TLS_PORTS = {
+    5222: ["-starttls", "xmpp", "-xmpphost", DOMAIN],
+    5269: ["-starttls", "xmpp-server", "-xmpphost", DOMAIN],
+    5280: [],
+    443: [],
+    8080: [],
+}
 
 
 def address_of(container: str) -> str:
@@ -88,3 +95,29 @@ def dns_credentials() -> dict[str, object]:
     """The RFC 2136 credentials create.yml made for the CA's bind9."""
     ephemeral = Path(os.environ["MOLECULE_EPHEMERAL_DIRECTORY"])
     return json.loads((ephemeral / "acme-dns-credentials.json").read_text())
+
+
+@pytest.fixture(scope="module")
+def pebble_root(host, tmp_path_factory: pytest.TempPathFactory) -> Path:  # type: ignore[no-untyped-def]
+    """The root pebble issues under (a new one at every start of pebble), from its management
+    API, asked from the device with pebble's TLS checked against the CA the device trusts."""
+    root = tmp_path_factory.mktemp("pebble") / "root.pem"
+    root.write_text(
+        host.check_output(
+            "curl -sSf --cacert /etc/pi-im/acme-ca.pem https://pi-im-acme-ca:15000/roots/0"
+        )
+        + "\n"
+    )
+    return root
+
+
+def owner_console(host, address: str, root: Path):  # type: ignore[no-untyped-def]
+    """The console signed in as its owner, over the CA's certificate."""
+    from admin_console import Console
+
+    tls = ssl.create_default_context(cafile=str(root))
+    tls.check_hostname = False  # reached by address; the chain is checked
+    console = Console(f"https://{address}:8080", tls)
+    password = host.check_output("pi-im-secret show admin-owner-password")
+    assert console.sign_in("owner", password).status_code == 303
+    return console

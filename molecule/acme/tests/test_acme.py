@@ -6,14 +6,13 @@ bad options refused before anything changes."""
 from __future__ import annotations
 
 import re
-import ssl
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from admin_console import Console, messages
+from admin_console import messages
 from conftest import (
     CA,
     DEVICE,
@@ -22,25 +21,15 @@ from conftest import (
     REPO,
     TLS_PORTS,
     dns_credentials,
+    owner_console,
     renew,
     served,
     status,
 )
 from playbook_run import converge as site
 
-
-@pytest.fixture(scope="module")
-def pebble_root(host, tmp_path_factory: pytest.TempPathFactory) -> Path:  # type: ignore[no-untyped-def]
-    """The root pebble issues under (a new one at every start of pebble), from its management
-    API, asked from the device with pebble's TLS checked against the CA the device trusts."""
-    root = tmp_path_factory.mktemp("pebble") / "root.pem"
-    root.write_text(
-        host.check_output(
-            "curl -sSf --cacert /etc/pi-im/acme-ca.pem https://pi-im-acme-ca:15000/roots/0"
-        )
-        + "\n"
-    )
-    return root
+# The names the certificate is asked for: the domain, and where its group chats are.
+NAMES = f"{DOMAIN}, conference.{DOMAIN}"
 
 
 def verifies(chain: str, root: Path) -> bool:
@@ -77,7 +66,7 @@ def test_issued_by_http01_with_port_80_open_for_the_ca(
     # The appliance's timer renews; Debian's would renew without recording it.
     assert not host.service("certbot.timer").is_enabled
     shown = " ".join(dashboard(host, device_address, pebble_root).split())
-    assert f"The certificate for {DOMAIN} comes from the CA (http-01)" in shown
+    assert f"The certificate for {NAMES} comes from the CA (http-01)" in shown
 
 
 @pytest.fixture
@@ -143,12 +132,7 @@ def converge(extra_vars: dict[str, object], tags: str = ""):  # type: ignore[no-
 
 def dashboard(host, address: str, root: Path) -> str:  # type: ignore[no-untyped-def]
     """The console's dashboard as the owner sees it, over the CA's certificate."""
-    tls = ssl.create_default_context(cafile=str(root))
-    tls.check_hostname = False  # reached by address; the chain is checked
-    console = Console(f"https://{address}:8080", tls)
-    password = host.check_output("pi-im-secret show admin-owner-password")
-    assert console.sign_in("owner", password).status_code == 303
-    return console.get("/").text
+    return owner_console(host, address, root).get("/").text
 
 
 @pytest.mark.usefixtures("ca_down")
@@ -167,7 +151,7 @@ def test_a_failed_renewal_keeps_the_certificate_and_says_why(
     assert int(recorded["expires"]) > int(recorded["attempted"])  # still valid, and until when
     # The console says so to the operators.
     shown = " ".join(messages(dashboard(host, device_address, pebble_root))["error"].split())
-    assert f"Getting the certificate for {DOMAIN} from the CA failed" in shown
+    assert f"Getting the certificate for {NAMES} from the CA failed" in shown
     assert "Connection refused" in shown
     assert "The device keeps the certificate it has, valid until" in shown
 

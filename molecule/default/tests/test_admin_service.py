@@ -572,6 +572,55 @@ def test_dashboard_shows_the_services(owner_api: httpx.Client, owner: Console) -
     assert f"end in <strong>@{DOMAIN}</strong>" in page.text
 
 
+def findings(report: dict[str, object]) -> dict[str, dict[str, str]]:
+    return {f["key"]: f for f in report["findings"]}  # type: ignore[attr-defined,index]
+
+
+def test_reachability_tells_a_home_device_what_is_left(
+    owner_api: httpx.Client, owner: Console, address: str
+) -> None:
+    """A .local device: the page says the name is the first thing to change, asks no DNS
+    about it, and reads the certificate and the listening ports from the device itself."""
+    report = owner_api.get("/reachability", params={"fresh": "true"}).json()
+    found = findings(report)
+    assert report["domain"] == DOMAIN
+    assert report["public_name"] is False
+    assert report["lan_address"] == address
+    assert found["name"]["state"] == "todo"
+    assert "ejabberd_domain" in found["name"]["todo"]
+    assert not {"address", "xmpp-client", "xmpp-server", "rooms"} & found.keys()
+    assert found["certificate"]["state"] == "todo"
+    assert "self-signed" in found["certificate"]["found"]
+    assert "acme_enabled" in found["certificate"]["todo"]
+    assert found["listening"]["state"] == "ok", found["listening"]
+    for port in ("TCP 5222", "TCP 5280", "TCP 443", "UDP 3478"):
+        assert port in found["listening"]["found"]
+    assert found["calls"]["state"] == "note"
+    assert f"announces {address}" in found["calls"]["found"]
+    assert found["federation"]["state"] == "note"
+    assert report["forwards"] == []
+    page = owner.get("/reachability").text
+    assert 'id="finding-name" data-state="todo"' in page
+    assert 'id="no-forwards"' in page
+
+
+def test_only_admins_see_how_the_device_is_reached(
+    operators: dict[str, Console], owner: Console, base_url: str, device_tls: ssl.SSLContext
+) -> None:
+    for role in ("viewer", "operator"):
+        assert operators[role].get("/reachability").status_code == 403
+        assert 'href="/reachability"' not in operators[role].get("/").text
+        token = owner.create_token(new_name(role[:1]), role)
+        assert api(base_url, token, device_tls).get("/reachability").status_code == 403
+    admin = operators["admin"]
+    assert 'href="/reachability"' in admin.get("/").text
+    assert admin.get("/reachability").status_code == 200
+    # Checking again is a form: it needs the session's CSRF token.
+    assert admin.http.post("/reachability", data={"csrf": "forged"}).status_code == 403
+    again = admin.http.post("/reachability", data={"csrf": admin.csrf})
+    assert (again.status_code, again.headers["location"]) == (303, "/reachability")
+
+
 def test_audit_log_records_who_did_what(owner_api: httpx.Client) -> None:
     name = create_user(owner_api).jid.split("@")[0]
     owner_api.delete(f"/users/{name}")

@@ -1,0 +1,192 @@
+"""The reachability page's readings, each against the real thing here: addresses classified
+as a router would route them, the kernel's socket tables with sockets this test opens, and
+certificates made by a CA of the test's own, checked by the same verifier the console uses.
+Its DNS side runs against a real bind9 in the acme Molecule scenario."""
+
+from __future__ import annotations
+
+import datetime as dt
+import socket
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+from pi_im_admin.reach import certificate, names, ports
+from pi_im_admin.reach.names import Answer
+from pi_im_admin.services import reachability
+
+
+@pytest.mark.parametrize(
+    ("address", "scope"),
+    [
+        ("203.0.113.10", "public"),  # documentation addresses stand for a router's
+        ("2001:db8::10", "public"),
+        ("81.2.69.160", "public"),
+        ("192.168.1.20", "lan"),
+        ("10.0.0.5", "lan"),
+        ("172.20.0.2", "lan"),
+        ("fd12:3456::2", "lan"),
+        ("fe80::1", "lan"),
+        ("::ffff:192.168.1.20", "lan"),
+        ("100.64.12.1", "shared"),  # a provider's carrier-grade NAT
+        ("127.0.1.1", "loopback"),
+        ("::1", "loopback"),
+    ],
+)
+def test_addresses_are_told_apart_as_a_router_routes_them(address: str, scope: str) -> None:
+    assert names.scope(address) == scope
+
+
+@pytest.mark.parametrize(
+    ("domain", "public"),
+    [("chat.example.org", True), ("kitchen.local", False), ("pi.home.arpa", False),
+     ("router.lan", False), ("localhost", False), ("example.org", True)],
+)  # fmt: skip
+def test_names_only_a_home_network_knows_are_named_so(domain: str, public: bool) -> None:
+    assert reachability.is_public_name(domain) is public
+    finding = reachability._name(domain)
+    assert finding.state == ("ok" if public else "todo")
+    assert bool(finding.todo) is not public
+
+
+def test_an_address_finding_says_what_to_put_in_dns() -> None:
+    domain = "chat.example.org"
+    missing = reachability._addresses(domain, Answer(problem="no such name"))
+    assert missing.state == "todo"
+    assert "add an A record" in missing.todo
+    home = reachability._addresses(domain, Answer(("192.168.1.20",)))
+    assert home.state == "todo"
+    assert "home network" in home.found
+    assert "admin_service_dns_servers" in home.todo
+    shared = reachability._addresses(domain, Answer(("100.70.1.2",)))
+    assert shared.state == "todo"
+    assert "carrier-grade NAT" in shared.found
+    public = reachability._addresses(domain, Answer(("192.168.1.20", "203.0.113.10")))
+    assert public.state == "ok"
+    assert "203.0.113.10" in public.found
+    silent = reachability._addresses(domain, Answer(problem="no answer from DNS (timed out)"))
+    assert silent.state == "note"
+    assert not silent.todo
+
+
+@pytest.fixture
+def sockets() -> Iterator[dict[str, tuple[str, int]]]:
+    """A TCP listener on every address, one on loopback only, and a bound UDP socket."""
+    opened = {
+        "tcp-all": socket.create_server(("0.0.0.0", 0)),
+        "tcp-loopback": socket.create_server(("127.0.0.1", 0)),
+        "tcp6-all": socket.create_server(("::", 0), family=socket.AF_INET6),
+        "udp-all": socket.socket(socket.AF_INET, socket.SOCK_DGRAM),
+    }
+    opened["udp-all"].bind(("0.0.0.0", 0))
+    try:
+        yield {name: ("udp" if name.startswith("udp") else "tcp", s.getsockname()[1])
+               for name, s in opened.items()}  # fmt: skip
+    finally:
+        for s in opened.values():
+            s.close()
+
+
+def test_listening_ports_are_read_from_the_kernel(sockets) -> None:  # type: ignore[no-untyped-def]
+    found = ports.listening()
+    assert ports.best(found, *sockets["tcp-all"]) == "all"
+    assert ports.best(found, *sockets["tcp6-all"]) == "all"
+    assert ports.best(found, *sockets["tcp-loopback"]) == "loopback"
+    assert ports.best(found, *sockets["udp-all"]) == "all"
+    assert ports.best(found, "udp", sockets["tcp-all"][1]) is None
+
+
+def _key() -> ec.EllipticCurvePrivateKey:
+    return ec.generate_private_key(ec.SECP256R1())
+
+
+def _cert(subject: str, issuer: str, key, signer, *, ca: bool, names: list[str], days: int = 90):  # type: ignore[no-untyped-def]
+    now = dt.datetime.now(dt.UTC)
+    builder = (
+        x509.CertificateBuilder()
+        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, subject)]))
+        .issuer_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, issuer)]))
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(days=1))
+        .not_valid_after(now + dt.timedelta(days=days))
+        .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True)
+        .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), False)
+        .add_extension(
+            x509.AuthorityKeyIdentifier.from_issuer_public_key(signer.public_key()), False
+        )
+    )
+    if ca:
+        builder = builder.add_extension(
+            x509.KeyUsage(False, False, False, False, False, True, True, False, False), True
+        )
+    else:
+        builder = builder.add_extension(
+            x509.SubjectAlternativeName([x509.DNSName(n) for n in names]), False
+        ).add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), False)
+    return builder.sign(signer, hashes.SHA256())
+
+
+def _pem(*certs) -> bytes:  # type: ignore[no-untyped-def]
+    return b"".join(c.public_bytes(serialization.Encoding.PEM) for c in certs)
+
+
+@pytest.fixture
+def issued(tmp_path: Path) -> dict[str, Path]:
+    """A CA, a certificate it issued for chat.example.org (with the key beside it, as on the
+    device), a self-signed one, and a bundle of roots that holds the CA and one without it."""
+    ca_key, leaf_key, own_key = _key(), _key(), _key()
+    ca = _cert("Test Root", "Test Root", ca_key, ca_key, ca=True, names=[])
+    leaf = _cert("chat.example.org", "Test Root", leaf_key, ca_key, ca=False,
+                 names=["chat.example.org", "*.chat.example.org"])  # fmt: skip
+    own = _cert("chat.example.org", "chat.example.org", own_key, own_key, ca=False,
+                names=["chat.example.org"])  # fmt: skip
+    key = leaf_key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption(),
+    )  # fmt: skip
+    other_key = _key()
+    files = {
+        "issued": key + _pem(leaf),
+        "own": _pem(own),
+        "roots": _pem(ca),
+        "other-roots": _pem(_cert("Other", "Other", other_key, other_key, ca=True, names=[])),
+    }
+    for name, content in files.items():
+        (tmp_path / name).write_bytes(content)
+    return {name: tmp_path / name for name in files}
+
+
+def test_a_certificate_from_a_trusted_ca_is_trusted_for_its_names(issued) -> None:  # type: ignore[no-untyped-def]
+    cert = certificate.read(issued["issued"], "chat.example.org", issued["roots"])
+    assert cert.untrusted == ""
+    assert not cert.self_signed
+    assert cert.issuer == "Test Root"
+    assert cert.names == ("chat.example.org", "*.chat.example.org")
+    assert certificate.covers(cert.names, "conference.chat.example.org")
+    assert not certificate.covers(cert.names, "a.b.chat.example.org")
+    wrong_name = certificate.read(issued["issued"], "other.example.org", issued["roots"])
+    assert wrong_name.untrusted
+
+
+def test_a_certificate_no_trusted_ca_vouches_for_is_said_so(issued) -> None:  # type: ignore[no-untyped-def]
+    assert certificate.read(issued["issued"], "chat.example.org", issued["other-roots"]).untrusted
+    own = certificate.read(issued["own"], "chat.example.org", issued["roots"])
+    assert own.self_signed
+    assert own.untrusted
+    unreadable = certificate.read(issued["own"], "chat.example.org", issued["own"].parent / "x")
+    assert "cannot be read" in unreadable.untrusted
+
+
+def test_the_systems_roots_load(issued) -> None:  # type: ignore[no-untyped-def]
+    """Debian's bundle, as on the device: read whole, and none of it vouches for a test CA."""
+    if not certificate.SYSTEM_ROOTS.exists():
+        pytest.skip("no ca-certificates bundle on this machine")
+    cert = certificate.read(issued["issued"], "chat.example.org")
+    assert cert.untrusted
+    assert "cannot be read" not in cert.untrusted
