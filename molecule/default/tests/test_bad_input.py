@@ -143,3 +143,14 @@ def test_a_udp_port_that_is_not_a_port_never_reaches_the_firewall(host) -> None:
     assert "firewall_calls_udp_ports takes ports and ranges such as 3478" in run.messages
     assert run.stats["changed"] == 0
     assert host.file("/etc/pi-im/firewall.nft").content_string == before
+
+
+def test_a_dns_server_that_is_not_an_address_stops_the_play(host) -> None:
+    """The reachability page's resolvers are addresses: a name would need DNS to find DNS,
+    and a line break would write settings of its own into the console's environment."""
+    before = host.file("/etc/pi-im/admin.env").content_string
+    run = converge({"admin_service_dns_servers": ["9.9.9.9", "dns.example.org\nPI_IM_ADMIN_X=1"]})
+    assert run.returncode != 0
+    assert "admin_service_dns_servers takes IP addresses of DNS servers" in run.messages
+    assert run.stats["changed"] == 0
+    assert host.file("/etc/pi-im/admin.env").content_string == before
