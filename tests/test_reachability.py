@@ -5,6 +5,7 @@ Its DNS side runs against a real bind9 in the acme Molecule scenario."""
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import socket
 from collections.abc import Iterator
@@ -16,9 +17,11 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
+from pi_im_admin.app import build_context
 from pi_im_admin.reach import certificate, names, ports
 from pi_im_admin.reach.names import Answer
 from pi_im_admin.services import reachability
+from pi_im_admin.settings import Settings
 
 
 @pytest.mark.parametrize(
@@ -190,3 +193,25 @@ def test_the_systems_roots_load(issued) -> None:  # type: ignore[no-untyped-def]
     cert = certificate.read(issued["issued"], "chat.example.org")
     assert cert.untrusted
     assert "cannot be read" not in cert.untrusted
+
+
+def test_a_home_name_asks_no_dns_and_says_what_comes_first(tmp_path: Path) -> None:
+    """The whole check for a .local device, as the console runs it (its settings, the real
+    socket tables): the name is the first thing to change, DNS is not asked (the server it is
+    given would not answer, and no finding says it was asked), and nothing is to forward."""
+    settings = Settings(
+        database=tmp_path / "admin.db",
+        xmpp_domain="kitchen.local",
+        tls_pem=None,
+        dns_servers=("127.0.0.1",),
+        ports={"c2s": "5222", "web": "5280"},
+        federation=False,
+    )
+    report = asyncio.run(reachability.check(build_context(settings)))
+    found = {f.key: f for f in report.findings}
+    assert report.public_name is False
+    assert found["name"].state == "todo"
+    assert "Accounts made on kitchen.local stay there" in found["name"].todo
+    assert not {"address", "xmpp-client", "xmpps-client", "xmpp-server", "rooms"} & found.keys()
+    assert found["federation"].state == "note"
+    assert report.forwards == ()

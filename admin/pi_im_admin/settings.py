@@ -82,6 +82,8 @@ class Settings:
     public_url: str = field(default_factory=lambda: _env("PUBLIC_URL", ""))
     # Whether ejabberd talks to other servers (shown on the dashboard).
     federation: bool = field(default_factory=lambda: _env("FEDERATION", "false") == "true")
+    # The only servers it federates with (the apps' push services, say); empty: any.
+    federation_with: tuple[str, ...] = field(default_factory=lambda: _list("FEDERATION_WITH", ""))
     # What the device's last attempt to get its certificate from an ACME CA came to (the acme
     # role's pi-im-acme writes it; absent when the device does not use one).
     acme_status: Path = field(

@@ -309,6 +309,13 @@ def _calls(ctx: Context, lan: str) -> Finding | None:
 
 
 def _federation(ctx: Context, public_name: bool) -> Finding:
+    if ctx.settings.federation and ctx.settings.federation_with:
+        return Finding(
+            "federation", "ok", "Federation and push",
+            f"Federation is on with {', '.join(ctx.settings.federation_with)} only: push "
+            "notifications through those push services work once TCP 5269 is forwarded to "
+            "the device; chats with other servers do not.",
+        )  # fmt: skip
     if ctx.settings.federation:
         return Finding(
             "federation", "ok", "Federation and push",

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import CA, DOMAIN, owner_console
+from conftest import CA, DOMAIN, address_of, owner_console
 
 ZONE_FILE = "/var/lib/bind/db.pi-im.test"
 ROOMS = f"conference.{DOMAIN}"
@@ -42,7 +42,9 @@ def load_zone(records: str) -> None:
 def records(device_address: str) -> Iterator[Callable[[str], None]]:
     """Records of the test's own; the scenario's (create.yml) come back after it."""
     yield load_zone
-    load_zone(f"chat A {device_address}\nconference.chat A {device_address}\n")
+    load_zone(
+        f"chat A {device_address}\nconference.chat A {device_address}\npush A {address_of(CA)}\n"
+    )
 
 
 def reachability(host, address: str, root: Path) -> dict[str, object]:  # type: ignore[no-untyped-def]

@@ -104,6 +104,10 @@ def test_modules_written_for_another_ejabberd_stop_the_play(host, ejabberd_versi
             {"ejabberd_turn_address": "300.1.2.3"},
             'ejabberd_turn_address empty or an IPv4 address: "300.1.2.3"',
         ),
+        (
+            {"ejabberd_federation_with": ["push.example.org", "push.example.org:5269"]},
+            "each of ejabberd_federation_with a lower-case DNS name (push.example.org:5269)",
+        ),
     ],
     ids=[
         "quota-not-a-size",
@@ -117,6 +121,7 @@ def test_modules_written_for_another_ejabberd_stop_the_play(host, ejabberd_versi
         "relay-range-overlapping",
         "relay-range-not-a-range",
         "relay-address-not-ipv4",
+        "federation-peer-not-a-name",
     ],
 )
 def test_inconsistent_ejabberd_option_stops_before_ejabberd_changes(
