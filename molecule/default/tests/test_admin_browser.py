@@ -174,3 +174,18 @@ def test_an_invitation_from_qr_code_to_contacts(
     with ThreadPoolExecutor(1) as pool:
         contacts = pool.submit(roster_of, member, device_cert, address).result()
     assert grandma.jid in contacts
+
+
+def test_the_reachability_page_in_a_browser(host, page: Page, address: str) -> None:
+    """An owner finds the page from the menu, reads each check with what to do, and asks
+    again (a form with its CSRF token, back to the page)."""
+    base = f"https://{address}:8080"
+    sign_in(page, host, base)
+    page.get_by_role("link", name="Reachability").click()
+    expect(page.get_by_role("heading", name="Reachability")).to_be_visible()
+    expect(page.locator("#finding-certificate")).to_contain_text("self-signed")
+    expect(page.locator("#finding-listening")).to_have_attribute("data-state", "ok")
+    page.get_by_role("button", name="Check again").click()
+    expect(page).to_have_url(f"{base}/reachability")
+    expect(page.get_by_role("heading", name="On your router")).to_be_visible()
+    page.screenshot(path=ARTIFACTS / "reachability.png", full_page=True)
