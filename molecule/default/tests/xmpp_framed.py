@@ -221,6 +221,21 @@ class FramedClient:
         bound = self._next(f"{{{NS_CLIENT}}}iq")
         self.jid = bound.findtext(f".//{{{NS_BIND}}}jid") or ""
         self.pending.extend(self.transport.send(f'<presence xmlns="{NS_CLIENT}"/>'))
+        self._own_presence()
+
+    def _own_presence(self) -> None:
+        """Wait until the server has taken the session's presence: it sends it back to this
+        resource (RFC 6121 4.2.2). Until then the session is not available, and a message to
+        the bare address is not for it (8.5.2.1): a message sent at once could go offline."""
+        others: list[ET.Element] = []
+        try:
+            while True:
+                presence = self._next(f"{{{NS_CLIENT}}}presence")
+                if presence.get("from") == self.jid:
+                    return
+                others.append(presence)
+        finally:
+            self.pending[:0] = others
 
     def send_message(self, to: str, body: str) -> None:
         message = ET.Element("message", {"xmlns": NS_CLIENT, "to": to, "type": "chat"})
