@@ -4,7 +4,6 @@ scripts, exactly as the shell does, and hands any text to Erlang without quoting
 from __future__ import annotations
 
 import base64
-import datetime
 import ipaddress
 import runpy
 import shlex
@@ -12,12 +11,9 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
+import certs
 import pytest
 import yaml
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
 
 SCRIPT = Path(__file__).parents[1] / "roles/ejabberd/files/pi_im_ejabberd_provision.py"
 VALUES = {
@@ -208,22 +204,8 @@ def test_the_web_chat_may_reach_the_shared_files_of_the_domain(provision: dict[s
 
 
 def pem_for(path: Path, names: list[str], days: int) -> Path:
-    """A self-signed EC certificate naming names, valid until days from now (past if < 0)."""
-    key = ec.generate_private_key(ec.SECP256R1())
-    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, names[0])])
-    now = datetime.datetime.now(datetime.UTC)
-    certificate = (
-        x509.CertificateBuilder()
-        .subject_name(subject)
-        .issuer_name(subject)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(days=400))
-        .not_valid_after(now + datetime.timedelta(days=days))
-        .add_extension(x509.SubjectAlternativeName([x509.DNSName(n) for n in names]), False)
-        .sign(key, hashes.SHA256())
-    )
-    path.write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
+    """A self-signed certificate naming names, valid until days from now (past if < 0)."""
+    path.write_bytes(certs.pem(certs.issue(names[0], certs.key(), names, days=days)))
     return path
 
 

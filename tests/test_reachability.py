@@ -6,16 +6,12 @@ Its DNS side runs against a real bind9 in the acme Molecule scenario."""
 from __future__ import annotations
 
 import asyncio
-import datetime as dt
 import socket
 from collections.abc import Iterator
 from pathlib import Path
 
+import certs
 import pytest
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from pi_im_admin.app import build_context
 from pi_im_admin.reach import certificate, names, ports
@@ -72,7 +68,8 @@ def test_an_address_finding_says_what_to_put_in_dns() -> None:
     public = reachability._addresses(domain, Answer(("192.168.1.20", "203.0.113.10")))
     assert public.state == "ok"
     assert "203.0.113.10" in public.found
-    silent = reachability._addresses(domain, Answer(problem="no answer from DNS (timed out)"))
+    timed_out = Answer[str](problem="no answer from DNS (timed out)", unanswered=True)
+    silent = reachability._addresses(domain, timed_out)
     assert silent.state == "note"
     assert not silent.todo
 
@@ -104,61 +101,20 @@ def test_listening_ports_are_read_from_the_kernel(sockets) -> None:  # type: ign
     assert ports.best(found, "udp", sockets["tcp-all"][1]) is None
 
 
-def _key() -> ec.EllipticCurvePrivateKey:
-    return ec.generate_private_key(ec.SECP256R1())
-
-
-def _cert(subject: str, issuer: str, key, signer, *, ca: bool, names: list[str], days: int = 90):  # type: ignore[no-untyped-def]
-    now = dt.datetime.now(dt.UTC)
-    builder = (
-        x509.CertificateBuilder()
-        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, subject)]))
-        .issuer_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, issuer)]))
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - dt.timedelta(days=1))
-        .not_valid_after(now + dt.timedelta(days=days))
-        .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True)
-        .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), False)
-        .add_extension(
-            x509.AuthorityKeyIdentifier.from_issuer_public_key(signer.public_key()), False
-        )
-    )
-    if ca:
-        builder = builder.add_extension(
-            x509.KeyUsage(False, False, False, False, False, True, True, False, False), True
-        )
-    else:
-        builder = builder.add_extension(
-            x509.SubjectAlternativeName([x509.DNSName(n) for n in names]), False
-        ).add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), False)
-    return builder.sign(signer, hashes.SHA256())
-
-
-def _pem(*certs) -> bytes:  # type: ignore[no-untyped-def]
-    return b"".join(c.public_bytes(serialization.Encoding.PEM) for c in certs)
-
-
 @pytest.fixture
 def issued(tmp_path: Path) -> dict[str, Path]:
     """A CA, a certificate it issued for chat.example.org (with the key beside it, as on the
     device), a self-signed one, and a bundle of roots that holds the CA and one without it."""
-    ca_key, leaf_key, own_key = _key(), _key(), _key()
-    ca = _cert("Test Root", "Test Root", ca_key, ca_key, ca=True, names=[])
-    leaf = _cert("chat.example.org", "Test Root", leaf_key, ca_key, ca=False,
-                 names=["chat.example.org", "*.chat.example.org"])  # fmt: skip
-    own = _cert("chat.example.org", "chat.example.org", own_key, own_key, ca=False,
-                names=["chat.example.org"])  # fmt: skip
-    key = leaf_key.private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-        serialization.NoEncryption(),
-    )  # fmt: skip
-    other_key = _key()
+    ca_key, leaf_key, own_key, other_key = certs.key(), certs.key(), certs.key(), certs.key()
+    ca = certs.issue("Test Root", ca_key)
+    leaf = certs.issue("chat.example.org", leaf_key, ["chat.example.org", "*.chat.example.org"],
+                       issuer=("Test Root", ca_key))  # fmt: skip
+    own = certs.issue("chat.example.org", own_key, ["chat.example.org"])
     files = {
-        "issued": key + _pem(leaf),
-        "own": _pem(own),
-        "roots": _pem(ca),
-        "other-roots": _pem(_cert("Other", "Other", other_key, other_key, ca=True, names=[])),
+        "issued": certs.key_pem(leaf_key) + certs.pem(leaf),
+        "own": certs.pem(own),
+        "roots": certs.pem(ca),
+        "other-roots": certs.pem(certs.issue("Other", other_key)),
     }
     for name, content in files.items():
         (tmp_path / name).write_bytes(content)

@@ -59,45 +59,56 @@ class Answer(Generic[T]):
 
     records: tuple[T, ...] = ()
     problem: str = ""
+    # DNS itself could not be asked, as opposed to saying there is no such record.
+    unanswered: bool = False
 
-    @property
-    def unanswered(self) -> bool:
-        """DNS itself could not be asked, as opposed to saying there is no such record."""
-        return self.problem.startswith("no answer")
+
+NO_SUCH_NAME = "no such name"
 
 
 class Resolver:
+    """Asks for one check: a name's addresses are asked once however many records lead to
+    it (the domain, as the target of its SRV records, say)."""
+
     def __init__(self, servers: tuple[str, ...] = ()) -> None:
         # Without servers of its own: the device's (/etc/resolv.conf).
         self._resolver = dns.asyncresolver.Resolver(configure=not servers)
         if servers:
             self._resolver.nameservers = list(servers)
         self._resolver.lifetime = TIMEOUT_SECONDS
+        self._addresses: dict[str, Answer[str]] = {}
 
     async def _ask(self, name: str, rdtype: str) -> Answer[object]:
         try:
             answer = await self._resolver.resolve(name, rdtype, search=False)
         except dns.resolver.NXDOMAIN:
-            return Answer(problem="no such name")
+            return Answer(problem=NO_SUCH_NAME)
         except dns.resolver.NoAnswer:
             return Answer(problem=f"no {rdtype} record")
         except dns.resolver.NoNameservers as error:
-            return Answer(problem=f"no answer from DNS ({error.msg or 'servers failed'})")
+            return Answer(problem=f"no answer from DNS ({error.msg or 'servers failed'})",
+                          unanswered=True)  # fmt: skip
         except dns.exception.Timeout:
-            return Answer(problem="no answer from DNS (timed out)")
+            return Answer(problem="no answer from DNS (timed out)", unanswered=True)
         except dns.exception.DNSException as error:
-            return Answer(problem=f"no answer from DNS ({error})")
+            return Answer(problem=f"no answer from DNS ({error})", unanswered=True)
         return Answer(tuple(answer))
 
     async def addresses(self, name: str) -> Answer[str]:
         """The IPv4 and IPv6 addresses of a name (a CNAME is followed)."""
+        key = name.lower().rstrip(".")
+        if key not in self._addresses:
+            self._addresses[key] = await self._ask_addresses(key)
+        return self._addresses[key]
+
+    async def _ask_addresses(self, name: str) -> Answer[str]:
         answers = await asyncio.gather(self._ask(name, "A"), self._ask(name, "AAAA"))
         found = tuple(record.to_text() for a in answers for record in a.records)  # type: ignore[attr-defined]
         if found:
             return Answer(found)
         for answer in answers:
-            if answer.unanswered or answer.problem == "no such name":
-                return Answer(problem=answer.problem)
+            if answer.unanswered or answer.problem == NO_SUCH_NAME:
+                return Answer(problem=answer.problem, unanswered=answer.unanswered)
         return Answer(problem="no A or AAAA record")
 
     async def services(self, name: str) -> Answer[Service]:
@@ -110,4 +121,4 @@ class Resolver:
             ),
             key=lambda s: (s.priority, -s.weight),
         )
-        return Answer(tuple(records), answer.problem)
+        return Answer(tuple(records), answer.problem, answer.unanswered)

@@ -191,7 +191,7 @@ async def _rooms(resolver: Resolver, domain: str) -> Finding:
     )  # fmt: skip
 
 
-def _certificate(ctx: Context, federation: bool) -> Finding:
+def _certificate(ctx: Context) -> Finding:
     domain = ctx.ejabberd.domain
     title = "Certificate"
     pem = ctx.settings.tls_pem
@@ -228,7 +228,7 @@ def _certificate(ctx: Context, federation: bool) -> Finding:
             "(its default)." if from_acme else acme,
         )  # fmt: skip
     rooms = f"conference.{domain}"
-    if federation and not certificate.covers(cert.names, rooms):
+    if ctx.settings.federation and not certificate.covers(cert.names, rooms):
         return Finding(
             "certificate", "todo", title,
             f"Issued by {cert.issuer} for {named}, until {until}; it does not name {rooms}, so "
@@ -248,27 +248,42 @@ def _certificate(ctx: Context, federation: bool) -> Finding:
     )  # fmt: skip
 
 
-# What each port the device may open to the internet is for.
-PURPOSES = {
-    "c2s": ("tcp", "apps (XMPP)"),
-    "s2s": ("tcp", "other servers and push services (federation)"),
-    "https": ("tcp", "the web chat and XMPP discovery"),
-    "web": ("tcp", "shared files, web clients and the web chat"),
-    "turn": ("udp", "calls (STUN/TURN)"),
-    "relay": ("udp", "calls' relayed audio and video"),
-    "acme-http": ("tcp", "Let's Encrypt's HTTP-01 check"),
+@dataclass(frozen=True)
+class Opening:
+    """A port the device may open to the internet: what for, and whether something listens
+    on it all the time (the relay's ports open for a call, port 80 while the CA checks)."""
+
+    protocol: str
+    purpose: str
+    always: bool = True
+
+
+# By role as the admin_service role names them (PI_IM_ADMIN_PORTS), in the router's order.
+# The console's own port is never forwarded, so it is not here.
+OPENINGS = {
+    "c2s": Opening("TCP", "apps (XMPP)"),
+    "s2s": Opening("TCP", "other servers and push services (federation)"),
+    "https": Opening("TCP", "the web chat and XMPP discovery"),
+    "web": Opening("TCP", "shared files, web clients and the web chat"),
+    "turn": Opening("UDP", "calls (STUN/TURN)"),
+    "relay": Opening("UDP", "calls' relayed audio and video", always=False),
+    "acme-http": Opening("TCP", "Let's Encrypt's HTTP-01 check", always=False),
 }
+
+
+def _openings(ctx: Context) -> list[tuple[Opening, str]]:
+    """The device's openings with their ports, in OPENINGS' order."""
+    ports_by_role = ctx.settings.ports
+    return [(o, ports_by_role[role]) for role, o in OPENINGS.items() if role in ports_by_role]
 
 
 def _listening(ctx: Context) -> Finding:
     found = ports.listening()
+    watched = [(o, port) for o, port in _openings(ctx) if o.always]
     missing, local = [], []
-    for role, spec in ctx.settings.ports.items():
-        if role in ("relay", "acme-http", "console"):
-            continue  # opened on demand (a call, a renewal), or never forwarded
-        protocol = PURPOSES[role][0]
-        reach = ports.best(found, protocol, int(spec))
-        label = f"{protocol.upper()} {spec} ({PURPOSES[role][1]})"
+    for opening, port in watched:
+        reach = ports.best(found, opening.protocol.lower(), int(port))
+        label = f"{opening.protocol} {port} ({opening.purpose})"
         if reach is None:
             missing.append(label)
         elif reach == "loopback":
@@ -285,10 +300,7 @@ def _listening(ctx: Context) -> Finding:
             "Look at the services on the dashboard (ejabberd may be starting or stopped) and "
             "at ejabberd_listen_address.",
         )  # fmt: skip
-    shown = ", ".join(
-        f"{PURPOSES[r][0].upper()} {p}" for r, p in ctx.settings.ports.items() if r in
-        ("c2s", "s2s", "https", "web", "turn")
-    )  # fmt: skip
+    shown = ", ".join(f"{o.protocol} {port}" for o, port in watched)
     return Finding("listening", "ok", title, f"The device listens on {shown} on every address.")
 
 
@@ -332,12 +344,7 @@ def _federation(ctx: Context, public_name: bool) -> Finding:
 
 
 def _forwards(ctx: Context) -> tuple[Forward, ...]:
-    listed = []
-    for role in ("c2s", "s2s", "https", "web", "turn", "relay", "acme-http"):
-        if role in ctx.settings.ports:
-            protocol, purpose = PURPOSES[role]
-            listed.append(Forward(protocol.upper(), ctx.settings.ports[role], purpose))
-    return tuple(listed)
+    return tuple(Forward(o.protocol, port, o.purpose) for o, port in _openings(ctx))
 
 
 async def _records(ctx: Context, resolver: Resolver, domain: str) -> list[Finding | None]:
@@ -363,7 +370,7 @@ async def check(ctx: Context) -> Report:
     if public_name:
         findings += await _records(ctx, Resolver(ctx.settings.dns_servers), domain)
     findings += [
-        _certificate(ctx, ctx.settings.federation),
+        _certificate(ctx),
         _listening(ctx),
         _calls(ctx, lan),
         _federation(ctx, public_name),

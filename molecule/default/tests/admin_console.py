@@ -60,3 +60,8 @@ def api(base_url: str, token: str, tls: ssl.SSLContext) -> httpx.Client:
         timeout=30,
         verify=tls,
     )
+
+
+def findings(report: dict[str, object]) -> dict[str, dict[str, str]]:
+    """A reachability report's findings by key (name, address, certificate, ...)."""
+    return {f["key"]: f for f in report["findings"]}  # type: ignore[attr-defined,index]

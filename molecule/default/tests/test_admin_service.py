@@ -12,7 +12,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from admin_console import Console, api, messages
+from admin_console import Console, api, findings, messages
 from conftest import DOMAIN, Account, api_call, create_user, new_name, run_in_netns, secret, strong
 from test_xmpp import Client, log_in, xmpp_login
 
@@ -570,10 +570,6 @@ def test_dashboard_shows_the_services(owner_api: httpx.Client, owner: Console) -
     # Which domain is in use: what people type after their name.
     assert board["domain"] == DOMAIN
     assert f"end in <strong>@{DOMAIN}</strong>" in page.text
-
-
-def findings(report: dict[str, object]) -> dict[str, dict[str, str]]:
-    return {f["key"]: f for f in report["findings"]}  # type: ignore[attr-defined,index]
 
 
 def test_reachability_reads_the_device_and_asks_only_the_dns_it_is_given(

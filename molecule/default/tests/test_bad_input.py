@@ -141,21 +141,31 @@ def test_inconsistent_ejabberd_option_stops_before_ejabberd_changes(
     ] == before
 
 
-def test_a_udp_port_that_is_not_a_port_never_reaches_the_firewall(host) -> None:
-    before = host.file("/etc/pi-im/firewall.nft").content_string
-    run = converge({"firewall_calls_udp_ports": ["3478", "1-65535 } accept; tcp dport 1-65535"]})
+@pytest.mark.parametrize(
+    ("extra", "said", "written"),
+    [
+        # Not a port: it would have opened every TCP port in the firewall's ruleset.
+        (
+            {"firewall_calls_udp_ports": ["3478", "1-65535 } accept; tcp dport 1-65535"]},
+            "firewall_calls_udp_ports takes ports and ranges such as 3478",
+            "/etc/pi-im/firewall.nft",
+        ),
+        # Not an address: a name would need DNS to find DNS, and a line break would write a
+        # setting of its own into the console's environment.
+        (
+            {"admin_service_dns_servers": ["9.9.9.9", "dns.example.org\nPI_IM_ADMIN_X=1"]},
+            "admin_service_dns_servers takes IP addresses of DNS servers",
+            "/etc/pi-im/admin.env",
+        ),
+    ],
+    ids=["udp-port-not-a-port", "dns-server-not-an-address"],
+)
+def test_a_bad_value_never_reaches_the_file_it_would_be_written_to(
+    host, extra: dict[str, object], said: str, written: str
+) -> None:
+    before = host.file(written).content_string
+    run = converge(extra)
     assert run.returncode != 0
-    assert "firewall_calls_udp_ports takes ports and ranges such as 3478" in run.messages
+    assert said in run.messages
     assert run.stats["changed"] == 0
-    assert host.file("/etc/pi-im/firewall.nft").content_string == before
-
-
-def test_a_dns_server_that_is_not_an_address_stops_the_play(host) -> None:
-    """The reachability page's resolvers are addresses: a name would need DNS to find DNS,
-    and a line break would write settings of its own into the console's environment."""
-    before = host.file("/etc/pi-im/admin.env").content_string
-    run = converge({"admin_service_dns_servers": ["9.9.9.9", "dns.example.org\nPI_IM_ADMIN_X=1"]})
-    assert run.returncode != 0
-    assert "admin_service_dns_servers takes IP addresses of DNS servers" in run.messages
-    assert run.stats["changed"] == 0
-    assert host.file("/etc/pi-im/admin.env").content_string == before
+    assert host.file(written).content_string == before

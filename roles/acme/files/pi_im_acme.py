@@ -15,7 +15,6 @@ import argparse
 import calendar
 import json
 import os
-import shlex
 import subprocess
 import sys
 import tempfile
@@ -28,17 +27,10 @@ CERTBOT = "/usr/bin/certbot"
 NOISE = ("Ask for help or search for solutions", "See the logfile", "Saving debug log")
 
 
-def settings(path: Path) -> dict[str, str]:
-    """KEY=value lines as a shell reads them (values quoted for the shell)."""
-    pairs = {}
-    for line in path.read_text().splitlines():
-        key, sep, value = line.partition("=")
-        if sep and not key.startswith("#"):
-            pairs[key.strip()] = " ".join(shlex.split(value))
-    return pairs
-
-
-SETTINGS = settings(Path(os.environ.get("PI_IM_ACME_SETTINGS", "/etc/pi-im/acme.env")))
+# Written by the acme role (JSON: only this script reads it).
+SETTINGS = json.loads(
+    Path(os.environ.get("PI_IM_ACME_SETTINGS", "/etc/pi-im/acme.json")).read_text()
+)
 STATUS = Path(SETTINGS["STATE_DIR"]) / "status.json"
 DEVICE_CERT = Path(SETTINGS["DEVICE_CERT"])
 
@@ -60,11 +52,11 @@ def certbot_command(force: bool) -> list[str]:
         command += [
             f"--dns-{plugin}",
             f"--dns-{plugin}-credentials", SETTINGS["CREDENTIALS"],
-            f"--dns-{plugin}-propagation-seconds", SETTINGS["PROPAGATION_SECONDS"],
+            f"--dns-{plugin}-propagation-seconds", str(SETTINGS["PROPAGATION_SECONDS"]),
         ]  # fmt: skip
     else:
         command += ["--standalone", "--preferred-challenges", "http-01"]
-    for name in SETTINGS["NAMES"].split():
+    for name in SETTINGS["NAMES"]:
         command += ["-d", name]
     return command
 
@@ -106,7 +98,7 @@ def record(state: str, message: str) -> None:
         "state": state,
         "message": message,
         "attempted": int(time.time()),
-        "names": SETTINGS["NAMES"].split(),
+        "names": SETTINGS["NAMES"],
         "server": SETTINGS["SERVER"],
         "challenge": SETTINGS["CHALLENGE"],
         "expires": expiry(DEVICE_CERT),
