@@ -9,7 +9,7 @@ export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
 
 help:
 	@echo "make demo       run the appliance in a local container standing in for a Pi"
-	@echo "make demo-down  remove that container"
+	@echo "make demo-down  remove that container (its data stays on volumes; DEMO_FORGET=1 removes them)"
 	@echo "make test       lint, unit tests, then converge/idempotence/verify with Molecule"
 	@echo "make lint       yamllint, ansible-lint (production profile), ruff, the docs built strictly"
 	@echo "make upgrade-test  a bookworm appliance, used, upgraded to trixie: nothing lost (~10 min)"
@@ -36,11 +36,14 @@ base-image-bookworm: engine
 collections: venv
 	@ansible-galaxy collection install -r requirements.yml
 
+# The device's state is on volumes; an existing container is recreated (from a newer base
+# image, say) only with DEMO_RECREATE=1, and demo-down removes those volumes only with DEMO_FORGET=1.
 demo: venv collections base-image
-	ansible-playbook -i inventory/demo/hosts.yml playbooks/demo.yml
+	ansible-playbook -i inventory/demo/hosts.yml playbooks/demo.yml \
+	  -e '{"demo_container_recreate": $(if $(filter 1 true yes,$(DEMO_RECREATE)),true,false)}'
 
 demo-down: venv engine
-	ansible-playbook playbooks/demo-down.yml
+	ansible-playbook playbooks/demo-down.yml -e '{"demo_container_forget": $(if $(filter 1 true yes,$(DEMO_FORGET)),true,false)}'
 
 lint: venv collections
 	yamllint --strict .

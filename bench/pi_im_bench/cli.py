@@ -18,7 +18,14 @@ from . import netpath, report, scenario, vanish
 from .accounts import Manifest, derive_accounts, helper_rows
 from .probe_reader import Probe
 from .run import execute
-from .target import Target, TargetError, check_destination, docker_target, ssh_target
+from .target import (
+    Target,
+    TargetError,
+    check_destination,
+    check_path,
+    docker_target,
+    ssh_target,
+)
 
 REPO = Path(__file__).resolve().parents[2]
 HELPER = "pi-im-bench-accounts"
@@ -162,6 +169,7 @@ def command_run(args: argparse.Namespace) -> int:
     targets = [parse_target(spec, args) for spec in args.target]
     for target in targets:
         check_destination(target.host, args.allow_remote)
+        check_path(target, chosen.max_sessions)
     results = []
     for target in targets:
         try:
@@ -230,8 +238,10 @@ def command_variants(args: argparse.Namespace) -> int:
         spec: parse_target(spec, args)
         for spec in dict.fromkeys([appliance, *(v.get("target", appliance) for v in variants)])
     }
+    most = max(plan_scenario(plan, v, overrides(args.set)).max_sessions for v in variants)
     for target in targets.values():
         check_destination(target.host, args.allow_remote)
+        check_path(target, most)
     host = appliance.partition(":")[2]
     results = []
     try:

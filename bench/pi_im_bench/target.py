@@ -12,6 +12,12 @@ import json
 import shlex
 import subprocess
 from dataclasses import dataclass, field
+from pathlib import Path
+
+# Docker's userland proxy for a published port stops accepting for good at about 3,500
+# connections (ConnectionRefused until the container is recreated): runs beyond this go to
+# the container's own address.
+PROXY_SESSIONS = 3_000
 
 
 class TargetError(Exception):
@@ -141,3 +147,32 @@ def check_destination(host: str, allow_remote: bool) -> None:
         f"{host} is neither loopback nor a container on this machine; "
         "load goes there only with --allow-remote"
     )
+
+
+def docker_proxy_for(host: str, port: int, proc: Path = Path("/proc")) -> str | None:
+    """Where a docker-proxy process forwards host:port to (the container's address:port),
+    if one does."""
+    for cmdline in proc.glob("[0-9]*/cmdline"):
+        try:
+            argv = cmdline.read_bytes().decode(errors="replace").split("\0")
+        except OSError:  # the process ended while we looked
+            continue
+        if not argv[0].endswith("docker-proxy"):
+            continue
+        options = dict(zip(argv[1::2], argv[2::2], strict=False))
+        listens = options.get("-host-ip") in (host, "0.0.0.0", "::")
+        if listens and options.get("-host-port") == str(port):
+            return f"{options.get('-container-ip')}:{options.get('-container-port')}"
+    return None
+
+
+def check_path(target: Target, sessions: int) -> None:
+    """Refuse a run the path to the server cannot carry: Docker's userland proxy."""
+    behind = docker_proxy_for(target.host, target.port)
+    if behind and sessions > PROXY_SESSIONS:
+        raise TargetError(
+            f"{target.host}:{target.port} is Docker's userland proxy (docker-proxy) for the "
+            f"container at {behind}; it stops for good at about 3,500 connections, short of "
+            f"{sessions:,} sessions. Load the container on its own address instead: "
+            f"--target docker:CONTAINER (make bench does), or --xmpp {behind}"
+        )

@@ -34,6 +34,14 @@ DOMAIN: str = GROUP_VARS["ejabberd_domain"]
 EJABBERD_CONFIG = "/etc/ejabberd/ejabberd.yml"
 
 
+# It recreates the device (test_demo_container.py): whatever else runs, it runs last.
+LAST = "test_demo_container.py"
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    items.sort(key=lambda item: item.path.name == LAST)
+
+
 @dataclass(frozen=True)
 class Account:
     jid: str

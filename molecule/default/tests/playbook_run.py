@@ -7,7 +7,7 @@ import json
 import os
 import subprocess
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from conftest import REPO, SCENARIO
@@ -21,6 +21,9 @@ class Run:
     stats: dict[str, int]
     tasks: list[str]
     messages: str
+    # Every host's counts, and what each task said (a debug task's msg), by task name.
+    all_stats: dict[str, dict[str, int]] = field(default_factory=dict)
+    said: dict[str, object] = field(default_factory=dict)
 
 
 def converge(
@@ -28,11 +31,13 @@ def converge(
     inventories: Sequence[Path] = (),
     host: str = HOST,
     tags: str = "",
+    playbook: str | Path = "site.yml",
 ) -> Run:
     """site.yml against the test container, read through the JSON callback (no colours,
     no folding: what the playbook said, as data). `inventories` are read after the scenario's
     own, so their host variables win (another connection to the same device); `tags` runs
-    only those roles' tasks."""
+    only those roles' tasks; `playbook` names another of
+    playbooks/ (demo.yml) or one elsewhere (a path)."""
     env = dict(
         os.environ,
         ANSIBLE_CONFIG=str(REPO / "ansible.cfg"),
@@ -43,7 +48,7 @@ def converge(
     command = [
         "ansible-playbook",
         *(argument for source in sources for argument in ("-i", str(source))),
-        str(REPO / "playbooks/site.yml"),
+        str(REPO / "playbooks" / playbook),
         "-e",
         json.dumps(extra_vars),
         *(["--tags", tags] if tags else []),
@@ -55,7 +60,14 @@ def converge(
     tasks = [task for play in report["plays"] for task in play["tasks"]]
     return Run(
         returncode=result.returncode,
-        stats=report["stats"][host],
+        stats=report["stats"].get(host, {}),
+        all_stats=report["stats"],
+        said={
+            task["task"]["name"]: outcome["msg"]
+            for task in tasks
+            for outcome in task["hosts"].values()
+            if "msg" in outcome and not outcome.get("failed")
+        },
         tasks=[task["task"]["name"] for task in tasks],
         # A failed validate: has "failed to validate" as msg and the reason in stderr.
         messages=" ".join(

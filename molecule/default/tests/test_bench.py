@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from conftest import DOMAIN, api
+from containers import address_of, inspect
 
 
 def bench(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
@@ -122,6 +123,45 @@ def test_traffic_only_goes_to_loopback_or_local_containers() -> None:
     done = bench("run", "smoke-50", "--target", "ssh:pi@192.0.2.10", "--xmpp", "192.0.2.10:5222")
     assert done.returncode == 2
     assert "neither loopback nor a container on this machine" in done.stderr
+
+
+@pytest.fixture
+def published(container: str) -> Iterator[tuple[str, str]]:
+    """A container whose XMPP port is published on loopback the way the demo's is, through
+    Docker's userland proxy: (the loopback port, the container's own address)."""
+    image = inspect(container, "{{.Config.Image}}")
+    name = "pi-im-bench-published"
+    run = ["docker", "run", "-d", "--rm", "--name", name, "-p", "127.0.0.1::5222"]
+    subprocess.run(
+        [*run, "--entrypoint", "sleep", image, "infinity"],
+        check=True,
+        capture_output=True,
+    )
+    try:
+        port = (
+            subprocess.run(
+                ["docker", "port", name, "5222/tcp"], check=True, capture_output=True, text=True
+            )
+            .stdout.split(":")[-1]
+            .strip()
+        )
+        yield port, address_of(name)
+    finally:
+        subprocess.run(["docker", "rm", "--force", name], check=False, capture_output=True)
+
+
+def test_a_run_beyond_what_dockers_userland_proxy_carries_is_refused(published) -> None:
+    port, own_address = published
+    through_proxy = ["--target", "ssh:nobody@127.0.0.1", "--xmpp", f"127.0.0.1:{port}"]
+    done = bench("run", "seed-4000", *through_proxy)
+    assert done.returncode == 2
+    assert f"127.0.0.1:{port} is Docker's userland proxy" in done.stderr
+    assert f"--xmpp {own_address}:{port}" not in done.stderr
+    assert f"--xmpp {own_address}:5222" in done.stderr
+    # 50 sessions are within what the proxy carries: not refused for it (SSH fails instead).
+    small = bench("run", "smoke-50", *through_proxy)
+    assert small.returncode != 0
+    assert "userland proxy" not in small.stderr
 
 
 @pytest.fixture
