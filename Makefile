@@ -56,7 +56,7 @@ lint: venv collections
 	mkdocs build --strict --quiet
 
 host-packages:
-	@scripts/ensure-host-packages.sh chromium dosfstools mtools fdisk
+	@scripts/ensure-host-packages.sh chromium dosfstools mtools fdisk restic
 
 test: lint base-image base-image-bookworm host-packages
 	pytest -q tests

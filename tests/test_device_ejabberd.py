@@ -11,9 +11,10 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
-import certs
 import pytest
 import yaml
+
+import certs
 
 SCRIPT = Path(__file__).parents[1] / "roles/ejabberd/files/pi_im_ejabberd_provision.py"
 VALUES = {

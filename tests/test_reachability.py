@@ -10,7 +10,6 @@ import socket
 from collections.abc import Iterator
 from pathlib import Path
 
-import certs
 import pytest
 
 from pi_im_admin.app import build_context
@@ -18,6 +17,8 @@ from pi_im_admin.reach import certificate, names, ports
 from pi_im_admin.reach.names import Answer
 from pi_im_admin.services import reachability
 from pi_im_admin.settings import Settings
+
+import certs
 
 
 @pytest.mark.parametrize(

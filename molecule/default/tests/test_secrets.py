@@ -12,7 +12,12 @@ import pytest
 from conftest import REPO
 
 SECRETS_DIR = "/etc/pi-im/secrets"
-SECRET_NAMES = ["ejabberd-admin-password", "rabbitmq-admin-password", "admin-owner-password"]
+SECRET_NAMES = [
+    "ejabberd-admin-password",
+    "rabbitmq-admin-password",
+    "admin-owner-password",
+    "backup-passphrase",
+]
 # Everything persistent or temporary a service or a tool could have written to.
 SEARCHED = "/etc /var /root /home /opt /srv /tmp /usr/local /run"
 

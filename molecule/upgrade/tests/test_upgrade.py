@@ -4,32 +4,16 @@ site.yml runs again; then everything made before is checked with real clients.""
 
 from __future__ import annotations
 
-import asyncio
-import secrets
 import ssl
 import subprocess
 import time
-from dataclasses import dataclass, field
 
-import httpx
 import pytest
-import slixmpp
 
-from admin_console import Console, api
-from conftest import DOMAIN
+import family
+from family import Story
 from playbook_run import Run, converge
 
-SECRETS = [
-    "ejabberd-admin-password",
-    "ejabberd-api-password",
-    "rabbitmq-admin-password",
-    "admin-owner-password",
-]
-# What identifies the device to its clients and to SSH: the same after the upgrade.
-IDENTITY = (
-    "openssl x509 -in /etc/ejabberd/tls/device.pem -noout -fingerprint -sha256; "
-    "ssh-keygen -lf /etc/ssh/ssh_host_ed25519_key.pub"
-)
 APT = (
     "DEBIAN_FRONTEND=noninteractive apt-get -q -y -o DPkg::Lock::Timeout=300 "
     # A configuration file the appliance wrote (ejabberd.yml, ...) is kept: site.yml owns it.
@@ -37,132 +21,11 @@ APT = (
 )
 
 
-@dataclass
-class Story:
-    """What a family made on the bookworm device."""
-
-    users: dict[str, str] = field(default_factory=dict)  # name -> password
-    group: str = ""
-    room: str = ""
-    operator: tuple[str, str] = ("", "")
-    token: str = ""
-    invite: str = ""
-    chat: list[str] = field(default_factory=list)  # alice -> bob, in order
-    room_text: str = ""
-    offline_text: str = ""  # alice -> carol, who was away
-    secrets: dict[str, str] = field(default_factory=dict)
-    identity: str = ""
-
-
-class Client(slixmpp.ClientXMPP):
-    """A real client: STARTTLS, the device's certificate checked, SCRAM, roster, history."""
-
-    def __init__(self, user: str, password: str, tls: ssl.SSLContext) -> None:
-        super().__init__(f"{user}@{DOMAIN}", password)
-        self.ssl_context = tls
-        self.messages: asyncio.Queue[slixmpp.Message] = asyncio.Queue()
-        self.started: asyncio.Future[str] = asyncio.get_event_loop().create_future()
-        self.add_event_handler("session_start", self._started)
-        self.add_event_handler("failed_all_auth", lambda _: self._settle("auth failed"))
-        self.add_event_handler("message", self._message)
-        for plugin in ("xep_0045", "xep_0313"):
-            self.register_plugin(plugin)
-
-    def _settle(self, outcome: str) -> None:
-        if not self.started.done():
-            self.started.set_result(outcome)
-
-    async def _started(self, _event: object) -> None:
-        await self.get_roster()
-        self.send_presence()
-        self._settle("started")
-
-    def _message(self, message: slixmpp.Message) -> None:
-        if message["type"] in ("chat", "normal") and message["body"]:
-            self.messages.put_nowait(message)
-
-    async def history(self, with_jid: str | None = None, archive: str | None = None) -> list[str]:
-        return [
-            result["mam_result"]["forwarded"]["stanza"]["body"]
-            async for result in self.plugin["xep_0313"].iterate(
-                jid=slixmpp.JID(archive) if archive else None,
-                with_jid=slixmpp.JID(with_jid) if with_jid else None,
-                rsm={"max": 50},
-            )
-        ]
-
-
-async def online(user: str, password: str, tls: ssl.SSLContext, address: str) -> Client:
-    client = Client(user, password, tls)
-    client.connect(host=address, port=5222)
-    outcome = await asyncio.wait_for(client.started, 30)
-    assert outcome == "started", f"{user}: {outcome}"
-    return client
-
-
-def jid(user: str) -> str:
-    return f"{user}@{DOMAIN}"
-
-
-def device_secrets(host) -> dict[str, str]:
-    return {name: host.check_output(f"pi-im-secret show {name}") for name in SECRETS}
-
-
 @pytest.fixture(scope="module")
-def base_url(address: str) -> str:
-    return f"https://{address}:8080"
-
-
-@pytest.fixture(scope="module")
-def story(host, address: str, base_url: str, device_tls: ssl.SSLContext) -> Story:
-    """The bookworm device, used: through the console's API and with real XMPP clients."""
+def story(host, address: str, device_tls: ssl.SSLContext) -> Story:
+    """The bookworm device, used."""
     assert "VERSION_CODENAME=bookworm" in host.file("/etc/os-release").content_string
-    made = Story(
-        group=f"family{secrets.token_hex(2)}",
-        room=f"kitchen{secrets.token_hex(2)}",
-        operator=(f"helper{secrets.token_hex(2)}", secrets.token_urlsafe(16)),
-    )
-    made.secrets, made.identity = device_secrets(host), host.check_output(IDENTITY)
-    owner = Console(base_url, device_tls)
-    assert owner.sign_in("owner", made.secrets["admin-owner-password"]).status_code == 303
-    made.token = owner.create_token("upgrade", "owner")
-    with api(base_url, made.token, device_tls) as console:
-        assert console.post("/groups", json={"name": made.group, "label": "Family"}).is_success
-        for name in ("alice", "bob", "carol"):
-            made.users[name] = secrets.token_urlsafe(16)
-            body = {"username": name, "password": made.users[name], "group": made.group}
-            assert console.post("/users", json=body).status_code == 201
-        assert console.post("/rooms", json={"name": made.room, "title": "Kitchen"}).is_success
-        for name in ("alice", "bob"):
-            assert console.put(f"/rooms/{made.room}/members/{name}").status_code == 204
-        operator = {"username": made.operator[0], "password": made.operator[1], "role": "operator"}
-        assert console.post("/operators", json=operator).status_code == 201
-        made.invite = console.post("/invites", json={"hours": 72}).json()["token"]
-
-    async def chat() -> None:
-        alice = await online("alice", made.users["alice"], device_tls, address)
-        bob = await online("bob", made.users["bob"], device_tls, address)
-        await alice.update_roster(jid("bob"), name="Bob the builder")
-        for n in range(3):
-            text = f"bookworm message {n} {secrets.token_hex(3)}"
-            alice.send_message(mto=jid("bob"), mbody=text, mtype="chat")
-            received = await asyncio.wait_for(bob.messages.get(), 15)
-            assert received["body"] == text
-            made.chat.append(text)
-        room = f"{made.room}@conference.{DOMAIN}"
-        await alice.plugin["xep_0045"].join_muc_wait(slixmpp.JID(room), "alice", maxstanzas=0)
-        made.room_text = f"to the kitchen {secrets.token_hex(3)}"
-        alice.send_message(mto=room, mbody=made.room_text, mtype="groupchat")
-        made.offline_text = f"while you were away {secrets.token_hex(3)}"
-        alice.send_message(mto=jid("carol"), mbody=made.offline_text, mtype="chat")
-        assert made.room_text in await alice.history(archive=room)
-        assert await alice.history(with_jid=jid("bob")) == made.chat
-        for client in (alice, bob):
-            client.disconnect()
-            await client.disconnected
-
-    asyncio.run(chat())
-    return made
+    return family.use(host, address, device_tls)
 
 
 @pytest.fixture(scope="module")
@@ -206,55 +69,21 @@ def test_site_yml_again_changes_nothing_and_leaves_no_unit_failed(host, upgraded
 
 
 def test_the_devices_secrets_and_identity_are_the_same(host, story: Story, upgraded) -> None:
-    assert device_secrets(host) == story.secrets
-    assert host.check_output(IDENTITY) == story.identity
+    assert family.device_secrets(host) == story.secrets
+    assert host.check_output(family.IDENTITY) == story.identity
 
 
 def test_everyone_logs_in_with_the_old_password_and_finds_their_things(
     story: Story, upgraded, address: str, device_tls: ssl.SSLContext
 ) -> None:
-    async def check() -> None:
-        alice = await online("alice", story.users["alice"], device_tls, address)
-        bob = await online("bob", story.users["bob"], device_tls, address)
-        carol = await online("carol", story.users["carol"], device_tls, address)
-        roster = alice.client_roster
-        assert roster[jid("bob")]["name"] == "Bob the builder"
-        # The shared group puts every member in every member's roster.
-        assert {jid("alice"), jid("bob")} <= set(carol.client_roster.keys())
-        assert await alice.history(with_jid=jid("bob")) == story.chat
-        assert await bob.history(with_jid=jid("alice")) == story.chat
-        room = f"{story.room}@conference.{DOMAIN}"
-        assert story.room_text in await alice.history(archive=room)
-        waiting = await asyncio.wait_for(carol.messages.get(), 15)
-        assert waiting["body"] == story.offline_text
-        assert waiting["from"].bare == jid("alice")
-        for client in (alice, bob, carol):
-            client.disconnect()
-            await client.disconnected
-
-    asyncio.run(check())
+    family.check_clients(story, address, device_tls)
 
 
 def test_the_console_keeps_its_operators_tokens_groups_rooms_and_invitations(
-    story: Story, upgraded, base_url: str, device_tls: ssl.SSLContext
+    story: Story, upgraded, address: str, device_tls: ssl.SSLContext
 ) -> None:
-    helper = Console(base_url, device_tls)
-    assert helper.sign_in(*story.operator).status_code == 303
-    with api(base_url, story.token, device_tls) as console:
-        users = console.get("/users").json()["users"]
-        assert {"alice", "bob", "carol"} <= {user["name"] for user in users}
-        groups = {group["name"]: group for group in console.get("/groups").json()}
-        assert sorted(groups[story.group]["members"]) == ["alice", "bob", "carol"]
-        rooms = {room["name"]: room for room in console.get("/rooms").json()}
-        assert sorted(rooms[story.room]["members"]) == ["alice", "bob"]
-    with httpx.Client(base_url=base_url, verify=device_tls, timeout=30) as web:
-        assert web.get(f"/invite/{story.invite}").status_code == 200
+    family.check_console(story, address, device_tls)
 
 
 def test_rabbitmq_takes_the_old_administrator_password(host, story: Story, upgraded) -> None:
-    password = story.secrets["rabbitmq-admin-password"]
-    status = host.check_output(
-        "printf 'user = \"admin:%s\"\\n' " + f"'{password}'"
-        " | curl -s -o /dev/null -w '%{http_code}' -K - http://127.0.0.1:15672/api/whoami"
-    )
-    assert status == "200"
+    assert family.broker_takes(host, story.secrets["rabbitmq-admin-password"])

@@ -1,0 +1,179 @@
+"""A dead card loses nothing. In order: device A is used as a family uses it and backed up onto
+the disk both devices share; device B, fresh, refuses each bad backup without changing
+anything; then it takes A's backup and is the same device, checked with real clients."""
+
+from __future__ import annotations
+
+import json
+import ssl
+
+import pytest
+
+import family
+from conftest import GROUP_VARS
+from family import Story
+
+REPOSITORY: str = GROUP_VARS["backup_repository"]
+DISK = "/media/backup"
+# A's passphrase, as its owner kept it: apart from the device, given to B in a file.
+PASSPHRASE = f"{DISK}/passphrase"
+WRONG = f"{DISK}/wrong-passphrase"
+FLIP_A_BYTE = (
+    "python3 -c \"import sys; p = sys.argv[1]; b = bytearray(open(p, 'rb').read()); "
+    "b[len(b) // 2] ^= 1; open(p, 'wb').write(b)\""
+)
+LARGEST_PACK = (
+    "find {} -path '*/data/*' -type f -printf '%s %p\\n' | sort -n | tail -1 | cut -d' ' -f2"
+)
+CONSOLE_DB = "/var/lib/pi-im-admin/admin.db"
+# What a refused restore must leave as it was on B.
+STATE = (
+    "sha256sum /etc/pi-im/secrets/* /etc/pi-im/domain /etc/ejabberd/tls/device.pem "
+    "/etc/ssh/ssh_host_ed25519_key.pub; "
+    "ejabberdctl registered_users $(cat /etc/pi-im/domain) | sort | sha256sum; "
+    "find /var/lib/ejabberd/upload /etc/pi-im -name '*before-restore*'; "
+    "systemctl is-active ejabberd pi-im-admin rabbitmq-server"
+)
+
+
+def restore(host, repository: str, passphrase: str = PASSPHRASE, settings: str = ""):  # type: ignore[no-untyped-def]
+    prefix = f"PI_IM_BACKUP_SETTINGS={settings} " if settings else ""
+    return host.run(
+        f"{prefix}pi-im-restore --repository {repository} --passphrase-file {passphrase}"
+    )
+
+
+def with_settings(host, path: str, **changes: str) -> str:  # type: ignore[no-untyped-def]
+    """A copy of the device's backup settings with some changed (the variable is for tests)."""
+    script = (
+        "import json, sys; s = json.load(open('/etc/pi-im/backup.json')); "
+        "s.update(json.loads(sys.argv[2])); json.dump(s, open(sys.argv[1], 'w'))"
+    )
+    host.check_output(f"python3 -c \"{script}\" {path} '{json.dumps(changes)}'")
+    return path
+
+
+@pytest.fixture(scope="module")
+def story(device_a, address_a: str, tls_a: ssl.SSLContext) -> Story:  # type: ignore[no-untyped-def]
+    return family.use(device_a, address_a, tls_a)
+
+
+@pytest.fixture(scope="module")
+def backed_up(device_a, story: Story) -> dict[str, object]:  # type: ignore[no-untyped-def]
+    done = device_a.run("pi-im-backup run")
+    assert done.rc == 0, done.stdout + done.stderr
+    device_a.check_output(f"install -m 0600 /etc/pi-im/secrets/backup-passphrase {PASSPHRASE}")
+    device_a.check_output(f"echo not-the-passphrase > {WRONG}")
+    return json.loads(done.stdout)
+
+
+def test_the_used_device_backs_up_onto_the_disk(device_a, story: Story, backed_up) -> None:  # type: ignore[no-untyped-def]
+    assert backed_up["result"] == "ok"
+    status = json.loads(device_a.check_output("pi-im-backup status"))
+    assert status["snapshot"] == backed_up["snapshot"]
+    assert status["size"] > 0
+    (snapshot,) = json.loads(device_a.check_output("pi-im-backup snapshots"))
+    assert snapshot["id"] == backed_up["snapshot"]
+    # Encrypted: neither a message nor a secret is anywhere on the disk as it was written.
+    for text in (story.chat[0], story.secrets["admin-owner-password"]):
+        assert device_a.run(f"grep -rqF '{text}' {REPOSITORY}").rc == 1
+
+
+@pytest.fixture(scope="module")
+def bad_backups(device_a, backed_up) -> dict[str, str]:  # type: ignore[no-untyped-def]
+    """Copies of the backup spoiled in each way, and a backup of a newer console schema."""
+    for copy in ("tampered", "truncated"):
+        device_a.check_output(f"cp -a {REPOSITORY} {DISK}/{copy}")
+    tampered = device_a.check_output(LARGEST_PACK.format(f"{DISK}/tampered"))
+    device_a.check_output(f"{FLIP_A_BYTE} {tampered}")
+    truncated = device_a.check_output(LARGEST_PACK.format(f"{DISK}/truncated"))
+    device_a.check_output(f"truncate -s $(( $(stat -c %s {truncated}) / 2 )) {truncated}")
+    # The console's schema one step ahead of what this release reads, for one backup.
+    version = int(device_a.check_output(f"sqlite3 {CONSOLE_DB} 'PRAGMA user_version'"))
+    device_a.check_output(f"sqlite3 {CONSOLE_DB} 'PRAGMA user_version = {version + 1}'")
+    try:
+        newer = with_settings(device_a, "/root/newer.json", repository=f"{DISK}/newer")
+        done = device_a.run(f"PI_IM_BACKUP_SETTINGS={newer} pi-im-backup run")
+        assert done.rc == 0, done.stdout + done.stderr
+    finally:
+        device_a.check_output(f"sqlite3 {CONSOLE_DB} 'PRAGMA user_version = {version}'")
+    return {"version": str(version)}
+
+
+@pytest.mark.parametrize(
+    ("case", "repository", "passphrase", "settings", "said"),
+    [
+        ("wrong passphrase", REPOSITORY, WRONG, {}, "wrong passphrase"),
+        ("no backup there", f"{DISK}/nowhere", PASSPHRASE, {}, f"no backup at {DISK}/nowhere"),
+        ("a byte changed", f"{DISK}/tampered", PASSPHRASE, {}, "restic:"),
+        ("cut short", f"{DISK}/truncated", PASSPHRASE, {}, "restic:"),
+        ("a newer schema", f"{DISK}/newer", PASSPHRASE, {}, "newer schema than this device reads"),
+        (
+            "another domain",
+            REPOSITORY,
+            PASSPHRASE,
+            {"configured_domain": "chat.example.org"},
+            "the backup is of pi-im.test, and this device's options name chat.example.org",
+        ),
+    ],
+)
+def test_a_bad_backup_is_refused_before_anything_changes(
+    host, bad_backups, case: str, repository: str, passphrase: str, settings: dict, said: str
+) -> None:  # type: ignore[no-untyped-def]
+    before = host.check_output(STATE)
+    path = with_settings(host, "/root/other.json", **settings) if settings else ""
+
+    done = restore(host, repository, passphrase, path)
+
+    assert done.rc == 1, f"{case}: {done.stdout} {done.stderr}"
+    assert said in done.stderr, f"{case}: {done.stderr}"
+    assert "nothing on this device was changed" in done.stderr
+    assert host.check_output(STATE) == before
+    assert not host.file("/var/lib/pi-im-backup/restore").exists
+
+
+@pytest.fixture(scope="module")
+def restored(host, bad_backups):  # type: ignore[no-untyped-def]
+    done = restore(host, REPOSITORY)
+    assert done.rc == 0, done.stdout + done.stderr
+    return done
+
+
+def test_the_fresh_device_takes_the_backup(restored) -> None:  # type: ignore[no-untyped-def]
+    assert "restored the backup of pi-im.test made " in restored.stdout
+
+
+def test_it_has_the_old_devices_secrets_certificate_and_ssh_identity(
+    host, story: Story, restored
+) -> None:  # type: ignore[no-untyped-def]
+    assert family.device_secrets(host) == story.secrets
+    assert host.check_output(family.IDENTITY) == story.identity
+
+
+def test_everyone_logs_in_with_the_old_password_and_finds_their_things(
+    story: Story, restored, address_b: str, tls_a: ssl.SSLContext
+) -> None:  # type: ignore[no-untyped-def]
+    family.check_clients(story, address_b, tls_a)
+
+
+def test_the_console_has_its_operators_tokens_groups_rooms_and_invitations(
+    story: Story, restored, address_b: str, tls_a: ssl.SSLContext
+) -> None:  # type: ignore[no-untyped-def]
+    family.check_console(story, address_b, tls_a)
+
+
+def test_rabbitmq_takes_the_old_administrator_password(host, story: Story, restored) -> None:  # type: ignore[no-untyped-def]
+    assert family.broker_takes(host, story.secrets["rabbitmq-admin-password"])
+
+
+def test_nothing_of_the_restore_is_left_behind(host, restored) -> None:  # type: ignore[no-untyped-def]
+    assert host.check_output("systemctl --failed --no-legend --plain") == ""
+    assert not host.file("/var/lib/pi-im-backup/restore").exists
+    leftovers = host.check_output("find / -xdev -name '*pi-im-before-restore*' 2>/dev/null || true")
+    assert leftovers == ""
+
+
+def test_the_restored_device_backs_up_into_the_same_place(host, restored) -> None:  # type: ignore[no-untyped-def]
+    done = host.run("pi-im-backup run")
+    assert done.rc == 0, done.stdout + done.stderr
+    assert json.loads(done.stdout)["result"] == "ok"

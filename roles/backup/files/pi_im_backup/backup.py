@@ -1,0 +1,162 @@
+"""pi-im-backup: one snapshot of the device's state into the repository, then the retention.
+
+Its outcome is kept in the state directory's status.json for the console."""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import shutil
+import sqlite3
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+from . import snapshot
+from .restic import Repository, ResticError, file_password
+from .settings import Settings
+
+STAGING = "snapshot"
+
+
+class BackupError(Exception):
+    pass
+
+
+def repository(settings: Settings, location: str | None = None) -> Repository:
+    return Repository(
+        location=location or settings.repository,
+        password=file_password(settings.passphrase_file),
+        cache_dir=settings.state_dir / "cache",
+        ssh_key=settings.ssh_key_file,
+        known_hosts=settings.state_dir / "known_hosts",
+    )
+
+
+def mount_of(path: Path, mountinfo: Path = Path("/proc/self/mountinfo")) -> tuple[str, str]:
+    """The mount a path is on: (its mount point, the file system's device MAJOR:MINOR)."""
+    mounts = [line.split() for line in mountinfo.read_text().splitlines()]
+    resolved = str(path.resolve())
+    fields = max(
+        (f for f in mounts if resolved == f[4] or resolved.startswith(f[4].rstrip("/") + "/")),
+        key=lambda f: len(f[4]),
+    )
+    return fields[4], fields[2]
+
+
+def disk_of(device: str, sys_block: Path = Path("/sys/dev/block")) -> str:
+    """The whole disk a partition is on (mmcblk0 for 179:2); a file system on no block
+    device (overlay, tmpfs) is its own."""
+    node = sys_block / device
+    if not node.exists():
+        return device
+    real = node.resolve()
+    return real.parent.name if (real / "partition").exists() else real.name
+
+
+def check_location(
+    location: str,
+    mountinfo: Path = Path("/proc/self/mountinfo"),
+    sys_block: Path = Path("/sys/dev/block"),
+) -> None:
+    """A directory repository must be on a disk of its own: a backup on the device's own
+    card dies with it (another partition of it included), and a disk that is not plugged in
+    leaves its empty mount point on the card."""
+    if not location:
+        raise BackupError(
+            "no backup target is set: plug in a disk and set backup_repository "
+            "(a directory on it), or an SFTP server (sftp:user@host:/path)"
+        )
+    if location.startswith("sftp:"):
+        return
+    path = Path(location)
+    if not path.is_absolute():
+        raise BackupError(f"{location}: a backup directory is an absolute path")
+    _, device = mount_of(path, mountinfo)
+    _, root = mount_of(Path("/"), mountinfo)
+    if disk_of(device, sys_block) == disk_of(root, sys_block):
+        raise BackupError(
+            f"{location} is on the device's own card, not on a disk of its own: "
+            "is the disk plugged in and mounted?"
+        )
+
+
+def stage(settings: Settings, staging: Path) -> list[Path]:
+    """The databases and the broker's definitions into staging; the paths to back up."""
+    shutil.rmtree(staging, ignore_errors=True)
+    staging.mkdir(mode=0o700, parents=True)
+    databases = {
+        database.name: snapshot.copy_database(database, staging / f"{database.name}.db")
+        for database in settings.databases
+    }
+    rabbitmq = snapshot.rabbitmq_definitions(settings, staging / snapshot.DEFINITIONS)
+    files = [path for path in settings.files if path.exists()]
+    domain = settings.domain_file.read_text().strip()
+    manifest = snapshot.manifest(settings, domain, databases, rabbitmq, files)
+    (staging / snapshot.MANIFEST).write_text(json.dumps(manifest, indent=1) + "\n")
+    return [staging, *files, *(path for path in settings.settings if path.exists())]
+
+
+def run(settings: Settings) -> dict[str, object]:
+    """One backup; what the console shows of it. Raises BackupError or ResticError."""
+    check_location(settings.repository)
+    repo = repository(settings)
+    if not repo.exists():
+        if not repo.is_sftp:
+            Path(settings.repository).mkdir(mode=0o700, parents=True, exist_ok=True)
+        repo.init()
+    staging = settings.state_dir / STAGING
+    try:
+        paths = stage(settings, staging)
+        host = settings.domain_file.read_text().strip()
+        summary = repo.backup(paths, host)
+        repo.forget(host, settings.keep)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return {
+        "snapshot": summary.get("snapshot_id"),
+        "files": summary.get("total_files_processed"),
+        "size": summary.get("total_bytes_processed"),
+        "added": summary.get("data_added"),
+    }
+
+
+def write_status(settings: Settings, status: dict[str, object]) -> None:
+    target = settings.status_file
+    temporary = target.with_suffix(".tmp")
+    temporary.write_text(json.dumps(status, indent=1) + "\n")
+    os.replace(temporary, target)
+
+
+def now() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+def main(settings: Settings) -> int:
+    settings.state_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+    with (settings.state_dir / "lock").open("w") as lock:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            print("pi-im-backup: a backup or restore is running already")
+            return 1
+        began = time.monotonic()
+        status: dict[str, object] = {"started": now(), "repository": settings.repository}
+        try:
+            if settings.repository:
+                status |= run(settings) | {"result": "ok"}
+            else:
+                # Not a failure: the owner has not chosen a target yet (the console asks).
+                check_location(settings.repository)
+        except BackupError as error:
+            status |= {
+                "result": "unset" if not settings.repository else "failed",
+                "message": str(error),
+            }
+        except (ResticError, snapshot.SnapshotError, OSError, sqlite3.Error) as error:
+            status |= {"result": "failed", "message": str(error)}
+        status |= {"finished": now(), "seconds": round(time.monotonic() - began, 1)}
+        write_status(settings, status)
+    print(json.dumps(status))
+    return 0 if status["result"] in ("ok", "unset") else 1

@@ -1,0 +1,144 @@
+"""restic, the tool that encrypts, deduplicates and keeps the backups (Debian's package).
+
+The passphrase reaches restic through its environment or a file, never its command line."""
+
+from __future__ import annotations
+
+import json
+import re
+import shlex
+import subprocess
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+# sftp:user@host:/path, or sftp://user@host:port//path (restic's two spellings).
+SFTP = re.compile(
+    r"^sftp:(?://)?(?P<login>[^@/:\s]+@[^@/:\s]+)(?::(?P<port>\d+))?[:/](?P<path>.*)\Z"
+)
+# What restic says when the passphrase opens no key (0.14 and 0.18 alike).
+WRONG_PASSPHRASE = "wrong password or no key found"
+NO_REPOSITORY = (
+    "Is there a repository at the following location?",
+    "repository does not exist",
+    "unable to open config file",
+)
+
+
+class ResticError(Exception):
+    """restic failed; the message says why in words an owner can act on."""
+
+
+class WrongPassphrase(ResticError):
+    pass
+
+
+class NoRepository(ResticError):
+    pass
+
+
+@dataclass(frozen=True)
+class Repository:
+    location: str
+    # RESTIC_PASSWORD_FILE (the device's own) or RESTIC_PASSWORD (one typed in for a restore).
+    password: dict[str, str]
+    cache_dir: Path
+    ssh_key: Path | None = None
+    known_hosts: Path | None = None
+
+    @property
+    def is_sftp(self) -> bool:
+        return self.location.startswith("sftp:")
+
+    def options(self) -> list[str]:
+        """An SFTP server is reached with the device's own key, its host key kept on first use."""
+        found = SFTP.match(self.location)
+        if not found:
+            return []
+        ssh = ["ssh", "-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=accept-new"]
+        if self.ssh_key:
+            ssh += ["-i", str(self.ssh_key), "-o", "IdentitiesOnly=yes"]
+        if self.known_hosts:
+            ssh += ["-o", f"UserKnownHostsFile={self.known_hosts}"]
+        if found["port"]:
+            ssh += ["-p", found["port"]]
+        ssh += [found["login"], "-s", "sftp"]
+        return ["-o", f"sftp.command={shlex.join(ssh)}"]
+
+    def run(self, args: Sequence[str], timeout: float = 6 * 3600) -> str:
+        env = {
+            "PATH": "/usr/sbin:/usr/bin:/sbin:/bin",
+            "HOME": str(self.cache_dir),
+            "RESTIC_REPOSITORY": self.location,
+            "RESTIC_CACHE_DIR": str(self.cache_dir),
+            "RESTIC_PROGRESS_FPS": "0.016",
+            **self.password,
+        }
+        command = ["restic", *self.options(), *args]
+        try:
+            done = subprocess.run(
+                command, env=env, capture_output=True, text=True, timeout=timeout, check=False
+            )
+        except subprocess.TimeoutExpired as error:
+            raise ResticError(f"restic {args[0]} gave no answer in {timeout:.0f} s") from error
+        if done.returncode != 0:
+            raise classify(done.stderr or done.stdout, self.location)
+        return done.stdout
+
+    def exists(self) -> bool:
+        try:
+            self.run(["cat", "config"], timeout=300)
+        except NoRepository:
+            return False
+        return True
+
+    def init(self) -> None:
+        self.run(["init"], timeout=300)
+
+    def backup(self, paths: Sequence[Path], host: str) -> dict[str, object]:
+        """The paths as one snapshot; restic's summary (snapshot_id, data_added, ...)."""
+        out = self.run(["backup", "--json", "--host", host, "--tag", "pi-im", *map(str, paths)])
+        summaries = [
+            message
+            for line in out.splitlines()
+            if line.startswith("{")
+            and (message := json.loads(line)).get("message_type") == "summary"
+        ]
+        if not summaries:
+            raise ResticError("restic made no snapshot (no summary in its output)")
+        return summaries[-1]
+
+    def forget(self, host: str, keep: dict[str, int]) -> None:
+        rules = [f"--keep-{period}={count}" for period, count in sorted(keep.items()) if count]
+        self.run(["forget", "--host", host, "--tag", "pi-im", "--prune", *rules])
+
+    def snapshots(self) -> list[dict[str, object]]:
+        return json.loads(self.run(["snapshots", "--json", "--tag", "pi-im"], timeout=600))
+
+    def restore(self, snapshot: str, target: Path) -> None:
+        self.run(["restore", snapshot, "--target", str(target)])
+
+    def stats(self) -> dict[str, object]:
+        return json.loads(self.run(["stats", "--json", "--mode", "raw-data"], timeout=1800))
+
+
+def classify(output: str, location: str) -> ResticError:
+    if WRONG_PASSPHRASE in output:
+        return WrongPassphrase("wrong passphrase: it opens no key of the backup")
+    if any(sign in output for sign in NO_REPOSITORY):
+        return NoRepository(f"no backup at {location}")
+    lines = [line for line in output.strip().splitlines() if line.strip()]
+    return ResticError("restic: " + " / ".join(lines[-3:]) if lines else "restic failed")
+
+
+def environment_password(passphrase: str) -> dict[str, str]:
+    return {"RESTIC_PASSWORD": passphrase}
+
+
+def file_password(path: Path) -> dict[str, str]:
+    return {"RESTIC_PASSWORD_FILE": str(path)}
+
+
+def restic_version() -> str:
+    out = subprocess.run(["restic", "version"], capture_output=True, text=True, check=False)
+    return out.stdout.split()[1] if out.returncode == 0 and out.stdout else "unknown"

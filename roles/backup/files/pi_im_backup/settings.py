@@ -1,0 +1,72 @@
+"""What to back up and where: /etc/pi-im/backup.json, written by the backup role."""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+# The environment variable is for tests.
+SETTINGS = Path(os.environ.get("PI_IM_BACKUP_SETTINGS", "/etc/pi-im/backup.json"))
+
+
+@dataclass(frozen=True)
+class Database:
+    """A SQLite database, copied online and put back with its service stopped."""
+
+    name: str
+    path: Path
+    service: str
+    owner: str
+
+
+@dataclass(frozen=True)
+class Settings:
+    repository: str
+    secrets_dir: Path
+    passphrase_secret: str
+    ssh_key_secret: str
+    state_dir: Path
+    keep: dict[str, int]
+    databases: tuple[Database, ...]
+    # Put back as they were (owners and modes kept): secrets, the domain, certificates, files.
+    files: tuple[Path, ...]
+    # Recorded and compared on restore, never put back: the new device's roles own them.
+    settings: tuple[Path, ...]
+    rabbitmq: Path
+    # The device's XMPP domain (settled at first boot), and the one its options name, if any.
+    domain_file: Path
+    configured_domain: str
+
+    @property
+    def passphrase_file(self) -> Path:
+        return self.secrets_dir / self.passphrase_secret
+
+    @property
+    def ssh_key_file(self) -> Path:
+        return self.secrets_dir / self.ssh_key_secret
+
+    @property
+    def status_file(self) -> Path:
+        return self.state_dir / "status.json"
+
+
+def load(path: Path = SETTINGS) -> Settings:
+    raw = json.loads(path.read_text())
+    return Settings(
+        repository=raw["repository"],
+        secrets_dir=Path(raw["secrets_dir"]),
+        passphrase_secret=raw["passphrase_secret"],
+        ssh_key_secret=raw["ssh_key_secret"],
+        state_dir=Path(raw["state_dir"]),
+        keep={key: int(value) for key, value in raw["keep"].items()},
+        databases=tuple(
+            Database(d["name"], Path(d["path"]), d["service"], d["owner"]) for d in raw["databases"]
+        ),
+        files=tuple(Path(p) for p in raw["files"]),
+        settings=tuple(Path(p) for p in raw["settings"]),
+        rabbitmq=Path(raw["rabbitmq"]),
+        domain_file=Path(raw["domain_file"]),
+        configured_domain=raw["configured_domain"],
+    )
