@@ -89,6 +89,10 @@ class Settings:
     acme_status: Path = field(
         default_factory=lambda: Path(_env("ACME_STATUS", "/var/lib/pi-im/acme/status.json"))
     )
+    # The last backup's outcome (the backup role's pi-im-backup writes it).
+    backup_status: Path = field(
+        default_factory=lambda: Path(_env("BACKUP_STATUS", "/var/lib/pi-im/backup/status.json"))
+    )
     # The port of the device's web chat (ejabberd's web listener), 0 when it has none.
     web_chat_port: int = field(default_factory=lambda: int(_env("WEB_CHAT_PORT", "0")))
 

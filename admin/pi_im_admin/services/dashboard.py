@@ -63,6 +63,7 @@ async def overview(ctx: Context) -> dict[str, object]:
         "history": history(ctx),
         "federation": ctx.settings.federation,
         "certificate": certificate(ctx),
+        "backup": status_file(ctx.settings.backup_status),
         "shared_files": (
             {"megabytes": round(shared[0] / 2**20, 1), "files": shared[1]} if shared else None
         ),
@@ -71,8 +72,13 @@ async def overview(ctx: Context) -> dict[str, object]:
 
 def certificate(ctx: Context) -> dict[str, object] | None:
     """The device's last attempt to get its certificate from the ACME CA, if it uses one."""
+    return status_file(ctx.settings.acme_status)
+
+
+def status_file(path: Path) -> dict[str, object] | None:
+    """A device step's last outcome as it wrote it (certificate, backup), if it ran."""
     try:
-        status = json.loads(ctx.settings.acme_status.read_text())
+        status = json.loads(path.read_text())
     except (OSError, ValueError):
         return None
     return status if isinstance(status, dict) else None

@@ -570,6 +570,9 @@ def test_dashboard_shows_the_services(owner_api: httpx.Client, owner: Console) -
     # Which domain is in use: what people type after their name.
     assert board["domain"] == DOMAIN
     assert f"end in <strong>@{DOMAIN}</strong>" in page.text
+    # Backups are on, and no place for them is set: said at once, not after the first night.
+    assert board["backup"]["result"] == "unset"
+    assert "No backups are made: no place for them is set." in " ".join(page.text.split())
 
 
 def test_reachability_reads_the_device_and_asks_only_the_dns_it_is_given(

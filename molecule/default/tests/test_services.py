@@ -319,7 +319,9 @@ def test_archive_clean_up_deletes_only_expired_messages(host) -> None:
         probe(host, "remove_archive", user)
 
 
-@pytest.mark.parametrize("unit", ["ejabberd", "rabbitmq-server", "pi-im-admin", "pi-im-firewall"])
+@pytest.mark.parametrize(
+    "unit", ["ejabberd", "rabbitmq-server", "pi-im-admin", "pi-im-firewall", "pi-im-backup"]
+)
 def test_every_unit_has_a_memory_ceiling(host, unit: str) -> None:
     """Finding 3/10: a runaway unit is stopped at its own ceiling; ejabberd is the last the
     kernel picks."""

@@ -6,10 +6,12 @@ from __future__ import annotations
 
 import json
 import ssl
+from html import unescape
 
 import pytest
 
 import family
+from admin_console import Console
 from conftest import GROUP_VARS
 from family import Story
 
@@ -77,6 +79,23 @@ def test_the_used_device_backs_up_onto_the_disk(device_a, story: Story, backed_u
     # Encrypted: neither a message nor a secret is anywhere on the disk as it was written.
     for text in (story.chat[0], story.secrets["admin-owner-password"]):
         assert device_a.run(f"grep -rqF '{text}' {REPOSITORY}").rc == 1
+
+
+def test_the_console_shows_the_last_backup_and_a_failed_one(
+    device_a, address_a: str, tls_a: ssl.SSLContext, story: Story, backed_up
+) -> None:  # type: ignore[no-untyped-def]
+    owner = Console(f"https://{address_a}:8080", tls_a)
+    assert owner.sign_in("owner", story.secrets["admin-owner-password"]).status_code == 303
+    shown = " ".join(unescape(owner.get("/").text).split())
+    assert "The last backup was made at " in shown
+    assert f"into <code>{REPOSITORY}</code>" in shown
+    # The disk not plugged in: its mount point is a directory on the card.
+    unplugged = with_settings(device_a, "/root/unplugged.json", repository="/srv/pi-im-backup")
+    assert device_a.run(f"PI_IM_BACKUP_SETTINGS={unplugged} pi-im-backup run").rc == 1
+    shown = " ".join(unescape(owner.get("/").text).split())
+    assert 'role="alert" id="backup"' in shown
+    assert "failed: /srv/pi-im-backup is on the device's own card" in shown
+    assert "The last good one was made at " in shown
 
 
 @pytest.fixture(scope="module")

@@ -123,9 +123,17 @@ def run(settings: Settings) -> dict[str, object]:
 
 
 def write_status(settings: Settings, status: dict[str, object]) -> None:
+    """This run's outcome, and when the last good backup was made (kept through failures)."""
     target = settings.status_file
+    try:
+        before = json.loads(target.read_text())
+    except (OSError, ValueError):
+        before = {}
+    last_good = status.get("finished") if status["result"] == "ok" else before.get("last_good")
+    target.parent.mkdir(mode=0o755, parents=True, exist_ok=True)
     temporary = target.with_suffix(".tmp")
-    temporary.write_text(json.dumps(status, indent=1) + "\n")
+    temporary.write_text(json.dumps(status | {"last_good": last_good}, indent=1) + "\n")
+    temporary.chmod(0o644)
     os.replace(temporary, target)
 
 

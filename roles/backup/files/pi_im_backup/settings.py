@@ -38,6 +38,8 @@ class Settings:
     # The device's XMPP domain (settled at first boot), and the one its options name, if any.
     domain_file: Path
     configured_domain: str
+    # The last backup's outcome, readable by the console (nothing secret in it).
+    status_file: Path
 
     @property
     def passphrase_file(self) -> Path:
@@ -46,10 +48,6 @@ class Settings:
     @property
     def ssh_key_file(self) -> Path:
         return self.secrets_dir / self.ssh_key_secret
-
-    @property
-    def status_file(self) -> Path:
-        return self.state_dir / "status.json"
 
 
 def load(path: Path = SETTINGS) -> Settings:
@@ -69,4 +67,5 @@ def load(path: Path = SETTINGS) -> Settings:
         rabbitmq=Path(raw["rabbitmq"]),
         domain_file=Path(raw["domain_file"]),
         configured_domain=raw["configured_domain"],
+        status_file=Path(raw["status_file"]),
     )
