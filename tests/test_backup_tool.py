@@ -28,14 +28,19 @@ def repository(location: Path, passphrase: str = PASSPHRASE) -> restic.Repositor
 
 @pytest.fixture
 def filled(tmp_path: Path) -> restic.Repository:
-    """A repository with one snapshot of a few files."""
+    """A repository with one snapshot of a few files (made, pruned and listed as the device
+    does it, by this machine's restic)."""
     data = tmp_path / "data"
     data.mkdir()
     for n in range(3):
         (data / f"file{n}").write_bytes(os.urandom(200_000))
     repo = repository(tmp_path / "repo")
     repo.init()
-    repo.backup([data], host="test")
+    summary = repo.backup([data], host="test")
+    assert summary["total_files_processed"] == 3
+    repo.forget("test", {"daily": 7, "weekly": 0})
+    (kept,) = repo.snapshots()
+    assert kept["id"].startswith(summary["snapshot_id"])  # 0.14 gives the short id
     return repo
 
 

@@ -187,6 +187,22 @@ class Sample(BaseModel):
     registered: int
 
 
+class Backup(BaseModel):
+    """The last backup's outcome, as the device's pi-im-backup wrote it."""
+
+    result: Literal["ok", "failed", "unset"] = Field(
+        description="ok; failed (see message); unset: no place for backups is set"
+    )
+    started: str = Field(description="When it began (ISO 8601, UTC)")
+    finished: str | None = None
+    repository: str = Field(description="Where backups go: a directory or sftp:user@host:/path")
+    snapshot: str | None = None
+    size: int | None = Field(default=None, description="Bytes of the device's state backed up")
+    added: int | None = Field(default=None, description="Bytes new in this backup")
+    message: str | None = Field(default=None, description="Why it failed, or why none is made")
+    last_good: str | None = Field(default=None, description="When the last good one finished")
+
+
 class Dashboard(BaseModel):
     domain: str = Field(description="The XMPP domain: addresses are name@domain")
     registered: int
@@ -197,6 +213,7 @@ class Dashboard(BaseModel):
     history: list[Sample]
     federation: bool = Field(description="Whether users can reach other XMPP servers")
     shared_files: SharedFiles | None = Field(description="None when file sharing is off")
+    backup: Backup | None = Field(description="None when the device has made none")
 
 
 class Finding(BaseModel):

@@ -151,6 +151,16 @@ def test_a_bad_backup_is_refused_before_anything_changes(
     assert not host.file("/var/lib/pi-im-backup/restore").exists
 
 
+def test_a_device_pointed_at_another_ones_backups_does_not_back_up_there(host, bad_backups) -> None:  # type: ignore[no-untyped-def]
+    """B, before it takes A's backup, has a passphrase of its own: the disk's backups are not
+    its to add to."""
+    done = host.run("pi-im-backup run")
+    assert done.rc == 1
+    said = json.loads(done.stdout)
+    assert said["result"] == "failed"
+    assert "holds backups this device's passphrase does not open" in said["message"]
+
+
 @pytest.fixture(scope="module")
 def restored(host, bad_backups):  # type: ignore[no-untyped-def]
     done = restore(host, REPOSITORY)

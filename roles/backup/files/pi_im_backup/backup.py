@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from . import snapshot
-from .restic import Repository, ResticError, file_password
+from .restic import Repository, ResticError, WrongPassphrase, file_password
 from .settings import Settings
 
 STAGING = "snapshot"
@@ -102,7 +102,14 @@ def run(settings: Settings) -> dict[str, object]:
     """One backup; what the console shows of it. Raises BackupError or ResticError."""
     check_location(settings.repository)
     repo = repository(settings)
-    if not repo.exists():
+    try:
+        found = repo.exists()
+    except WrongPassphrase as error:
+        raise BackupError(
+            f"{settings.repository} holds backups this device's passphrase does not open "
+            "(another device's?): choose another place"
+        ) from error
+    if not found:
         if not repo.is_sftp:
             Path(settings.repository).mkdir(mode=0o700, parents=True, exist_ok=True)
         repo.init()

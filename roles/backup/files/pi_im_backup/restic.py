@@ -74,7 +74,9 @@ class Repository:
             "RESTIC_PROGRESS_FPS": "0.016",
             **self.password,
         }
-        command = ["restic", *self.options(), *args]
+        # A disk plugged into the device is read directly: no cache written to its card.
+        cache = [] if self.is_sftp else ["--no-cache"]
+        command = ["restic", *cache, *self.options(), *args]
         try:
             done = subprocess.run(
                 command, env=env, capture_output=True, text=True, timeout=timeout, check=False
