@@ -5,17 +5,35 @@ back what it had replaced. The round trip between two devices is Molecule's `res
 
 from __future__ import annotations
 
+import grp
 import os
+import pwd
 import sqlite3
 import threading
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
 from pi_im_backup import backup, restic, restore, snapshot
-from pi_im_backup.settings import Database
+from pi_im_backup.settings import Database, Settings
 
 PASSPHRASE = "correct horse battery staple"
+SETTINGS = Settings(
+    repository="",
+    secrets_dir=Path("/nonexistent"),
+    passphrase_secret="backup-passphrase",
+    ssh_key_secret="backup-ssh-key",
+    state_dir=Path("/nonexistent"),
+    keep={"daily": 7},
+    databases=(),
+    files=(),
+    settings=(),
+    rabbitmq=Path("/nonexistent"),
+    domain_file=Path("/nonexistent"),
+    configured_domain="",
+    status_file=Path("/nonexistent"),
+)
 
 
 def repository(location: Path, passphrase: str = PASSPHRASE) -> restic.Repository:
@@ -197,3 +215,29 @@ def test_a_finished_swap_leaves_nothing_aside(tmp_path: Path) -> None:
     swap.replace(directory, new)
     swap.finish()
     assert [p.name for p in directory.iterdir()] == ["device.pem"]
+
+
+def test_a_restore_puts_back_only_what_the_device_backs_up(tmp_path: Path) -> None:
+    """A manifest listing a path the device does not back up (its SSH authorized keys, say)
+    gets nothing written there."""
+    mine, other = tmp_path / "secrets", tmp_path / "authorized_keys"
+    mine.mkdir()
+    (mine / "old").write_text("the device's")
+    staged = tmp_path / "restore"
+    for path, content in [(mine / "kept", "the backup's"), (other, "a stranger's key")]:
+        target = staged / path.relative_to("/")
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(content)
+    me = (pwd.getpwuid(os.getuid()).pw_name, grp.getgrgid(os.getgid()).gr_name)
+    manifest = {
+        "databases": {},
+        "files": [str(mine), str(other)],
+        "ownership": [[str(mine), *me, 0o700], [str(other), *me, 0o4755]],
+    }
+    settings = replace(SETTINGS, files=(mine,), databases=())
+    swap = restore.Swap()
+    restore.put_back(restore.Backup(staged, manifest), settings, swap)
+    swap.finish()
+    assert [p.name for p in mine.iterdir()] == ["kept"]
+    assert (mine / "kept").read_text() == "the backup's"
+    assert not other.exists()

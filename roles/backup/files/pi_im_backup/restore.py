@@ -222,13 +222,25 @@ def put_back(backup: Backup, settings: Settings, swap: Swap) -> None:
         swap.replace(database.path, staged_copy(backup, settings, databases[database.name]["file"]))
         shutil.chown(database.path, database.owner, database.owner)
         database.path.chmod(mode)
-    for path in backup.manifest["files"]:
-        swap.replace(Path(path), backup.staged(path))
+    roots = put_back_roots(backup, settings)
+    for root in roots:
+        swap.replace(Path(root), backup.staged(root))
     # By name: this device's service accounts may have other numbers than the old one's.
     for path, user, group, mode in backup.manifest["ownership"]:
-        if os.path.lexists(path):
+        if under(path, roots) and os.path.lexists(path):
             os.chown(path, uid(user), gid(group), follow_symlinks=False)
             os.chmod(path, mode)
+
+
+def put_back_roots(backup: Backup, settings: Settings) -> list[str]:
+    """What of the backup is put back: only what this device backs up itself, whatever else
+    a backup may list."""
+    mine = {str(path) for path in settings.files}
+    return [path for path in backup.manifest["files"] if path in mine]
+
+
+def under(path: str, roots: list[str]) -> bool:
+    return any(path == root or path.startswith(root.rstrip("/") + "/") for root in roots)
 
 
 def uid(user: str) -> int:
