@@ -17,8 +17,9 @@ import httpx
 import pytest
 import yaml
 
+import family
 from admin_console import Console
-from conftest import REPO, SCENARIO, Account, create_user, secret
+from conftest import REPO, SCENARIO, Account, create_user
 from containers import address_of, inspect
 from playbook_run import Run, converge
 from test_xmpp import log_in
@@ -26,9 +27,8 @@ from test_xmpp import log_in
 DEMO = yaml.safe_load((REPO / "playbooks/vars/demo.yml").read_text())
 KEPT: list[str] = DEMO["demo_container_kept_paths"]
 REBUILT = "pi-im-appliance/rebuilt:test"
-# What identifies the device: its certificate and the secrets made on it.
-IDENTITY = "openssl x509 -in /etc/ejabberd/tls/device.pem -noout -fingerprint -sha256"
-SECRETS = ("ejabberd-admin-password", "rabbitmq-admin-password", "admin-owner-password")
+# What identifies the device to its apps (its SSH host keys are not kept: made anew at boot).
+CERTIFICATE = "openssl x509 -in /etc/ejabberd/tls/device.pem -noout -fingerprint -sha256"
 
 
 def docker(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
@@ -96,16 +96,16 @@ def test_recreated_from_the_rebuilt_image_it_is_the_same_device(
     device_cert: Path,
     device_tls: ssl.SSLContext,
 ) -> None:
-    identity = host.check_output(IDENTITY)
-    secrets = {name: secret(host, name) for name in SECRETS}
+    identity = host.check_output(CERTIFICATE)
+    secrets = family.device_secrets(host)
 
     run = make_demo(container, demo_container_recreate=True)
 
     assert run.returncode == 0, run.messages
     assert inspect(container, "{{.Image}}") == rebuilt
     assert set(volumes_of(container)) == set(KEPT)
-    assert host.check_output(IDENTITY) == identity
-    assert {name: secret(host, name) for name in SECRETS} == secrets
+    assert host.check_output(CERTIFICATE) == identity
+    assert family.device_secrets(host) == secrets
     assert host.check_output("systemctl --failed --no-legend --plain") == ""
 
     address = address_of(container)  # the new container's: Docker may have given it another
@@ -119,11 +119,7 @@ def test_recreated_from_the_rebuilt_image_it_is_the_same_device(
     # The console and the broker know their old passwords too (the certificate pinned).
     console = Console(f"https://{address}:8080", device_tls)
     assert console.sign_in("owner", secrets["admin-owner-password"]).status_code == 303
-    whoami = host.run(
-        "printf 'user = \"admin:%s\"\\n' " + f"'{secrets['rabbitmq-admin-password']}'"
-        " | curl -s -o /dev/null -w '%{http_code}' -K - http://127.0.0.1:15672/api/whoami"
-    )
-    assert whoami.stdout == "200"
+    assert family.broker_takes(host, secrets["rabbitmq-admin-password"])
 
     again = make_demo(container)
     assert again.returncode == 0, again.messages

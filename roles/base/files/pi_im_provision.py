@@ -30,7 +30,9 @@ def main() -> int:
     failed = []
     for step in steps:
         result = subprocess.run([str(step)], capture_output=True, text=True, check=False)
-        output = (result.stdout + result.stderr).strip()
+        # One line per step, however many a step prints: its lines are what tests and the
+        # journal read as "phase/step: ok|FAILED ...".
+        output = " ".join((result.stdout + result.stderr).split())
         status = "ok" if result.returncode == 0 else "FAILED"
         print(f"{sys.argv[1]}/{step.name}: {status} {output}".rstrip(), flush=True)
         if result.returncode != 0:

@@ -24,10 +24,20 @@ class BackupError(Exception):
     pass
 
 
-def repository(settings: Settings, location: str | None = None) -> Repository:
+NO_TARGET = (
+    "no backup target is set: plug in a disk and set backup_repository "
+    "(a directory on it), or an SFTP server (sftp:user@host:/path)"
+)
+
+
+def repository(
+    settings: Settings, location: str | None = None, password: dict[str, str] | None = None
+) -> Repository:
+    """The device's repository, or another place (a restore's); the device's passphrase
+    unless another is given."""
     return Repository(
         location=location or settings.repository,
-        password=file_password(settings.passphrase_file),
+        password=password or file_password(settings.passphrase_file),
         cache_dir=settings.state_dir / "cache",
         ssh_key=settings.ssh_key_file,
         known_hosts=settings.state_dir / "known_hosts",
@@ -64,10 +74,7 @@ def check_location(
     card dies with it (another partition of it included), and a disk that is not plugged in
     leaves its empty mount point on the card."""
     if not location:
-        raise BackupError(
-            "no backup target is set: plug in a disk and set backup_repository "
-            "(a directory on it), or an SFTP server (sftp:user@host:/path)"
-        )
+        raise BackupError(NO_TARGET)
     if location.startswith("sftp:"):
         return
     path = Path(location)
@@ -82,7 +89,7 @@ def check_location(
         )
 
 
-def stage(settings: Settings, staging: Path) -> list[Path]:
+def stage(settings: Settings, staging: Path, domain: str) -> list[Path]:
     """The databases and the broker's definitions into staging; the paths to back up."""
     shutil.rmtree(staging, ignore_errors=True)
     staging.mkdir(mode=0o700, parents=True)
@@ -92,10 +99,10 @@ def stage(settings: Settings, staging: Path) -> list[Path]:
     }
     rabbitmq = snapshot.rabbitmq_definitions(settings, staging / snapshot.DEFINITIONS)
     files = [path for path in settings.files if path.exists()]
-    domain = settings.domain_file.read_text().strip()
-    manifest = snapshot.manifest(settings, domain, databases, rabbitmq, files)
+    recorded = [path for path in settings.recorded if path.exists()]
+    manifest = snapshot.manifest(domain, databases, rabbitmq, files, recorded)
     (staging / snapshot.MANIFEST).write_text(json.dumps(manifest, indent=1) + "\n")
-    return [staging, *files, *(path for path in settings.settings if path.exists())]
+    return [staging, *files, *recorded]
 
 
 def run(settings: Settings) -> dict[str, object]:
@@ -114,11 +121,11 @@ def run(settings: Settings) -> dict[str, object]:
             Path(settings.repository).mkdir(mode=0o700, parents=True, exist_ok=True)
         repo.init()
     staging = settings.state_dir / STAGING
+    # The domain names the device: its snapshots are grouped (and pruned) under it.
+    domain = settings.domain_file.read_text().strip()
     try:
-        paths = stage(settings, staging)
-        host = settings.domain_file.read_text().strip()
-        summary = repo.backup(paths, host)
-        repo.forget(host, settings.keep)
+        summary = repo.backup(stage(settings, staging, domain), domain)
+        repo.forget(domain, settings.keep)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return {
@@ -158,19 +165,20 @@ def main(settings: Settings) -> int:
             return 1
         began = time.monotonic()
         status: dict[str, object] = {"started": now(), "repository": settings.repository}
-        try:
-            if settings.repository:
+        if not settings.repository:
+            # Not a failure: the owner has not chosen a target yet (the console asks).
+            status |= {"result": "unset", "message": NO_TARGET}
+        else:
+            try:
                 status |= run(settings) | {"result": "ok"}
-            else:
-                # Not a failure: the owner has not chosen a target yet (the console asks).
-                check_location(settings.repository)
-        except BackupError as error:
-            status |= {
-                "result": "unset" if not settings.repository else "failed",
-                "message": str(error),
-            }
-        except (ResticError, snapshot.SnapshotError, OSError, sqlite3.Error) as error:
-            status |= {"result": "failed", "message": str(error)}
+            except (
+                BackupError,
+                ResticError,
+                snapshot.SnapshotError,
+                OSError,
+                sqlite3.Error,
+            ) as error:
+                status |= {"result": "failed", "message": str(error)}
         status |= {"finished": now(), "seconds": round(time.monotonic() - began, 1)}
         write_status(settings, status)
     print(json.dumps(status))

@@ -120,9 +120,6 @@ class Repository:
     def restore(self, snapshot: str, target: Path) -> None:
         self.run(["restore", snapshot, "--target", str(target)])
 
-    def stats(self) -> dict[str, object]:
-        return json.loads(self.run(["stats", "--json", "--mode", "raw-data"], timeout=1800))
-
 
 def classify(output: str, location: str) -> ResticError:
     if WRONG_PASSPHRASE in output:
@@ -139,8 +136,3 @@ def environment_password(passphrase: str) -> dict[str, str]:
 
 def file_password(path: Path) -> dict[str, str]:
     return {"RESTIC_PASSWORD_FILE": str(path)}
-
-
-def restic_version() -> str:
-    out = subprocess.run(["restic", "version"], capture_output=True, text=True, check=False)
-    return out.stdout.split()[1] if out.returncode == 0 and out.stdout else "unknown"

@@ -21,8 +21,8 @@ from pathlib import Path
 from typing import Any
 
 from . import rabbitmq, snapshot
-from .backup import STAGING
-from .restic import Repository, ResticError, environment_password
+from .backup import STAGING, repository
+from .restic import ResticError, environment_password
 from .settings import Settings
 
 
@@ -46,14 +46,7 @@ def fetch(settings: Settings, location: str, passphrase: str, snapshot_id: str) 
     target = settings.state_dir / "restore"
     shutil.rmtree(target, ignore_errors=True)
     target.mkdir(mode=0o700, parents=True)
-    repo = Repository(
-        location=location,
-        password=environment_password(passphrase),
-        cache_dir=settings.state_dir / "cache",
-        ssh_key=settings.ssh_key_file,
-        known_hosts=settings.state_dir / "known_hosts",
-    )
-    repo.restore(snapshot_id, target)
+    repository(settings, location, environment_password(passphrase)).restore(snapshot_id, target)
     manifest = target / (settings.state_dir / STAGING / snapshot.MANIFEST).relative_to("/")
     try:
         return Backup(target, json.loads(manifest.read_text()))
@@ -109,9 +102,9 @@ def check_manifest(backup: Backup, settings: Settings) -> None:
                 f"the backup's {database.name} database has a newer schema than this device "
                 f"reads ({described}): update this device first"
             )
-    rabbitmq = manifest["rabbitmq"]
-    definitions = staged_copy(backup, settings, rabbitmq["file"])
-    if not definitions.exists() or snapshot.sha256(definitions) != rabbitmq["sha256"]:
+    broker = manifest["rabbitmq"]
+    definitions = staged_copy(backup, settings, broker["file"])
+    if not definitions.exists() or snapshot.sha256(definitions) != broker["sha256"]:
         raise RestoreError("the backup's RabbitMQ definitions are damaged")
     domain = manifest["domain"]
     if settings.configured_domain and settings.configured_domain != domain:
@@ -134,12 +127,6 @@ def schema_on_device(path: Path) -> dict[str, int]:
         return snapshot.describe(connection)
     finally:
         connection.close()
-
-
-def import_definitions(settings: Settings, definitions: Path) -> None:
-    """Users with their password hashes, virtual hosts, permissions: added to the broker, as
-    the administrator this device has until its secrets are put back."""
-    rabbitmq.definitions(settings, upload=definitions.read_bytes())
 
 
 def systemctl(*args: str) -> None:
@@ -259,8 +246,10 @@ def provision(phase: str) -> None:
 
 def apply(backup: Backup, settings: Settings) -> None:
     services = list(dict.fromkeys(database.service for database in settings.databases))
-    rabbitmq: dict[str, str] = backup.manifest["rabbitmq"]
-    import_definitions(settings, staged_copy(backup, settings, rabbitmq["file"]))
+    # Users with their password hashes, virtual hosts, permissions: added to the broker, as
+    # the administrator this device has until its secrets are put back.
+    definitions = staged_copy(backup, settings, backup.manifest["rabbitmq"]["file"])
+    rabbitmq.definitions(settings, upload=definitions.read_bytes())
     for service in reversed(services):
         systemctl("stop", service)
     swap = Swap()
@@ -277,7 +266,7 @@ def apply(backup: Backup, settings: Settings) -> None:
             systemctl("start", service)
         provision("late")
     swap.finish()
-    if any(path.startswith("/etc/ssh/") for path in backup.manifest["files"]):
+    if any(path.startswith("/etc/ssh/") for path in put_back_roots(backup, settings)):
         systemctl("try-restart", "ssh")
 
 

@@ -33,7 +33,7 @@ class Settings:
     # Put back as they were (owners and modes kept): secrets, the domain, certificates, files.
     files: tuple[Path, ...]
     # Recorded and compared on restore, never put back: the new device's roles own them.
-    settings: tuple[Path, ...]
+    recorded: tuple[Path, ...]
     rabbitmq: Path
     # The device's XMPP domain (settled at first boot), and the one its options name, if any.
     domain_file: Path
@@ -63,7 +63,7 @@ def load(path: Path = SETTINGS) -> Settings:
             Database(d["name"], Path(d["path"]), d["service"], d["owner"]) for d in raw["databases"]
         ),
         files=tuple(Path(p) for p in raw["files"]),
-        settings=tuple(Path(p) for p in raw["settings"]),
+        recorded=tuple(Path(p) for p in raw["recorded"]),
         rabbitmq=Path(raw["rabbitmq"]),
         domain_file=Path(raw["domain_file"]),
         configured_domain=raw["configured_domain"],

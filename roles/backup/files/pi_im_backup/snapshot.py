@@ -93,25 +93,22 @@ def group_name(gid: int) -> str:
 
 
 def package_versions(names: list[str]) -> dict[str, str]:
-    versions = {}
-    for name in names:
-        done = subprocess.run(
-            ["dpkg-query", "--showformat=${Version}", "--show", name],
-            capture_output=True,
-            text=True,
-            check=False,
-        )
-        if done.returncode == 0:
-            versions[name] = done.stdout
-    return versions
+    """The installed versions of the packages (one dpkg-query; one not installed is left out)."""
+    done = subprocess.run(
+        ["dpkg-query", "--showformat=${Package} ${Version}\\n", "--show", *names],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    return dict(line.split(" ", 1) for line in done.stdout.splitlines() if " " in line)
 
 
 def manifest(
-    settings: Settings,
     domain: str,
     databases: dict[str, object],
     rabbitmq: dict[str, object],
     files: list[Path],
+    recorded: list[Path],
 ) -> dict[str, object]:
     return {
         "format": FORMAT,
@@ -123,7 +120,7 @@ def manifest(
         "rabbitmq": rabbitmq,
         "files": [str(path) for path in files],
         "ownership": ownership(files),
-        "settings": [str(path) for path in settings.settings if path.exists()],
+        "settings": [str(path) for path in recorded],
     }
 
 
