@@ -203,6 +203,36 @@ class Backup(BaseModel):
     last_good: str | None = Field(default=None, description="When the last good one finished")
 
 
+class Updates(BaseModel):
+    """The last nightly run of Debian's updates (unattended-upgrades), as the device recorded it."""
+
+    result: Literal["installed", "nothing", "failed", "unfinished", "not yet"] = Field(
+        description="installed; nothing to install; failed (see errors); unfinished; not yet run"
+    )
+    ran: str | None = Field(default=None, description="When it started (local time, ISO 8601)")
+    packages: list[str] = Field(default_factory=list, description="What it installed, or tried to")
+    errors: list[str] = Field(default_factory=list, description="Why it failed, first lines")
+    unattended: bool = Field(default=True, description="Whether updates are installed unattended")
+    reboot_pending: bool = Field(default=False, description="Whether an update waits for a reboot")
+    reboot_at: str | None = Field(default=None, description="When that reboot is made (HH:MM)")
+
+
+class PackageChange(BaseModel):
+    to: str
+    # "from" is a keyword in Python.
+    before: str = Field(alias="from", description="The installed version; '-' when none")
+
+
+class EjabberdUpdate(BaseModel):
+    """The last check of an ejabberd or Erlang update before it was installed."""
+
+    result: Literal["passed", "refused"]
+    checked: str = Field(description="When (ISO 8601, the device's time)")
+    installed: str = Field(description="The ejabberd version installed when it was checked")
+    packages: dict[str, PackageChange]
+    reason: str | None = Field(default=None, description="Why it was refused")
+
+
 class Dashboard(BaseModel):
     domain: str = Field(description="The XMPP domain: addresses are name@domain")
     registered: int
@@ -214,6 +244,10 @@ class Dashboard(BaseModel):
     federation: bool = Field(description="Whether users can reach other XMPP servers")
     shared_files: SharedFiles | None = Field(description="None when file sharing is off")
     backup: Backup | None = Field(description="None when the device has made none")
+    updates: Updates | None = Field(default=None, description="None before the first record")
+    ejabberd_update: EjabberdUpdate | None = Field(
+        default=None, description="None until an ejabberd or Erlang update came"
+    )
 
 
 class Finding(BaseModel):

@@ -93,6 +93,16 @@ class Settings:
     backup_status: Path = field(
         default_factory=lambda: Path(_env("BACKUP_STATUS", "/var/lib/pi-im/backup/status.json"))
     )
+    # The last nightly run of Debian's updates (the updates role's pi-im-updates-status), and
+    # the last check of an ejabberd or Erlang update (the ejabberd role's package check).
+    updates_status: Path = field(
+        default_factory=lambda: Path(_env("UPDATES_STATUS", "/var/lib/pi-im/updates/status.json"))
+    )
+    ejabberd_update_status: Path = field(
+        default_factory=lambda: Path(
+            _env("EJABBERD_UPDATE_STATUS", "/var/lib/pi-im/updates/ejabberd.json")
+        )
+    )
     # The port of the device's web chat (ejabberd's web listener), 0 when it has none.
     web_chat_port: int = field(default_factory=lambda: int(_env("WEB_CHAT_PORT", "0")))
 

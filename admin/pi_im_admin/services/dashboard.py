@@ -64,6 +64,8 @@ async def overview(ctx: Context) -> dict[str, object]:
         "federation": ctx.settings.federation,
         "certificate": certificate(ctx),
         "backup": status_file(ctx.settings.backup_status),
+        "updates": status_file(ctx.settings.updates_status),
+        "ejabberd_update": status_file(ctx.settings.ejabberd_update_status),
         "shared_files": (
             {"megabytes": round(shared[0] / 2**20, 1), "files": shared[1]} if shared else None
         ),
@@ -76,7 +78,7 @@ def certificate(ctx: Context) -> dict[str, object] | None:
 
 
 def status_file(path: Path) -> dict[str, object] | None:
-    """A device step's last outcome as it wrote it (certificate, backup), if it ran."""
+    """A device step's last outcome as it wrote it (certificate, backup, updates), if it ran."""
     try:
         status = json.loads(path.read_text())
     except (OSError, ValueError):
