@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from . import netpath, report, scenario, vanish
+from . import faults, netpath, report, scenario, vanish
 from .accounts import Manifest, derive_accounts, helper_rows
 from .probe_reader import Probe
 from .run import execute
@@ -329,6 +329,26 @@ def command_accounts(args: argparse.Namespace) -> int:
     return 0
 
 
+def command_faults(args: argparse.Namespace) -> int:
+    if len(args.target) != 1:
+        raise TargetError("faults takes one --target")
+    target = parse_target(args.target[0], args)
+    check_destination(target.host, args.allow_remote)
+    directory = args.out or REPO / "artifacts" / "bench" / (
+        datetime.now(UTC).strftime("%Y%m%d-%H%M%S") + f"-faults-{args.scenario}"
+    )
+    passed_on = [f"--set={setting}" for setting in args.set]
+    if args.client_cpus:
+        passed_on.append("--client-cpus=" + ",".join(map(str, args.client_cpus)))
+
+    def run_for(out: Path) -> list[str]:
+        command = [sys.executable, "-m", "pi_im_bench", "run", args.scenario]
+        return [*command, "--target", args.target[0], "--out", str(out), *passed_on]
+
+    services = args.service or list(faults.KILL)
+    return faults.run_all(target, services, run_for, directory, args.after)
+
+
 def command_scenarios(_args: argparse.Namespace) -> int:
     for path in sorted(scenario.SCENARIOS.glob("*.toml")):
         loaded = scenario.load(str(path))
@@ -452,6 +472,19 @@ def parser() -> argparse.ArgumentParser:
     netpath.add_argument("--seconds", type=float, default=20, help="chat time per case")
     netpath.add_argument("--rounds", type=int, default=3, help="alternating rounds")
     netpath.set_defaults(func=command_netpath)
+
+    faulted = sub.add_parser(
+        "faults", help="kill each of the appliance's services under load; time until it answers"
+    )
+    faulted.add_argument("--scenario", default="seed-4000", help="the load (a scenario name)")
+    faulted.add_argument(
+        "--service", action="append", choices=list(faults.KILL), help="only these (repeat)"
+    )
+    faulted.add_argument(
+        "--after", type=float, default=20, help="seconds of traffic before the kill"
+    )
+    measuring_options(faulted)
+    faulted.set_defaults(func=command_faults)
 
     listing = sub.add_parser("scenarios", help="list the scenarios")
     listing.set_defaults(func=command_scenarios)

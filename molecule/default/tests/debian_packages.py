@@ -6,14 +6,9 @@ origin when unattended-upgrades is to find it."""
 from __future__ import annotations
 
 import shlex
+import time
 
 INSTALL = "DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=300 install -y"
-# What apt's daily timers do: refresh the lists, then the nightly run through the device's own
-# unit. apt's daily script runs unattended-upgrades once a day: its stamp is removed first.
-NIGHTLY_RUN = (
-    "apt-get -qq update && rm -f /var/lib/apt/periodic/upgrade-stamp "
-    "&& systemctl start apt-daily-upgrade.service"
-)
 UPDATES_STATUS = "/var/lib/pi-im/updates/status.json"
 # DEB VERSION OUT [PATH...]: the package with another version, the paths (globs) left out.
 REPACK = r"""
@@ -64,3 +59,26 @@ def archive(host, directory: str, origin: str) -> None:  # type: ignore[no-untyp
 def install(host, deb: str):  # type: ignore[no-untyped-def]
     """apt installs a .deb (downgrades allowed), as a person would; all of apt's output."""
     return host.run(f"{INSTALL} --allow-downgrades {deb} 2>&1")
+
+
+def nightly_run(host) -> None:  # type: ignore[no-untyped-def]
+    """What apt's daily timers do: refresh the lists, then the nightly run through the device's
+    own unit (apt's daily script runs unattended-upgrades once a day: its stamp goes first).
+    Waited for by asking again and again: needrestart re-executes systemd when systemd itself
+    uses a library an update replaced (libssl), which cuts off a `systemctl start` waiting on
+    the job."""
+    unit = "apt-daily-upgrade.service"
+    host.check_output("apt-get -qq update && rm -f /var/lib/apt/periodic/upgrade-stamp")
+    before = host.check_output(f"systemctl show --value -p InvocationID {unit}")
+    host.check_output(f"systemctl start --no-block {unit}")
+    deadline = time.monotonic() + 900
+    while time.monotonic() < deadline:
+        shown = host.check_output(f"systemctl show -p InvocationID -p ActiveState {unit}")
+        state = dict(line.split("=", 1) for line in shown.splitlines())
+        if state["InvocationID"] not in ("", before) and state["ActiveState"] in (
+            "inactive",
+            "failed",
+        ):
+            return
+        time.sleep(1)
+    raise AssertionError(f"{unit} did not finish within 15 minutes")

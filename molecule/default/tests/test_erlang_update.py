@@ -15,7 +15,7 @@ import pytest
 
 import family
 from conftest import Account
-from debian_packages import INSTALL, NIGHTLY_RUN, UPDATES_STATUS
+from debian_packages import INSTALL, UPDATES_STATUS, nightly_run
 
 OLDER = "1:25.2.3+dfsg-1+deb12u1"
 BUILT_FOR = "/usr/local/lib/pi-im/pi_im_ejabberd/ebin/.built-for"
@@ -54,7 +54,7 @@ def test_a_real_erlang_update_is_checked_installed_and_ejabberd_rebuilt_for_it(
     assert f"erlang-base {OLDER}" in host.file(BUILT_FOR).content_string
     pid = host.check_output("systemctl show --value -p MainPID ejabberd")
 
-    host.check_output(NIGHTLY_RUN)
+    nightly_run(host)
 
     assert erlang_packages(host) == newest
     run = json.loads(host.file(UPDATES_STATUS).content_string)

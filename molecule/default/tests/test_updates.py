@@ -15,12 +15,12 @@ import pytest
 
 from admin_console import Console
 from debian_packages import (
-    NIGHTLY_RUN,
     UPDATES_STATUS,
     archive,
     download,
     install,
     installed_version,
+    nightly_run,
     repack,
 )
 
@@ -91,7 +91,7 @@ def test_a_nightly_run_installs_an_update_and_restarts_what_it_replaced(
     publish(host, local_archive, version)
     pid = host.check_output("systemctl show --value -p MainPID ejabberd")
 
-    host.check_output(NIGHTLY_RUN)
+    nightly_run(host)
 
     assert installed_version(host, "ejabberd") == version
     assert host.check_output("systemctl show --value -p MainPID ejabberd") != pid
@@ -118,7 +118,7 @@ def test_a_nightly_run_the_ejabberd_check_refuses_fails_and_the_console_says_so(
     pid = host.check_output("systemctl show --value -p MainPID ejabberd")
     publish(host, local_archive, "26.07-1")
 
-    host.check_output(NIGHTLY_RUN)
+    nightly_run(host)
 
     assert installed_version(host, "ejabberd") == before
     assert host.check_output("systemctl show --value -p MainPID ejabberd") == pid
