@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import shlex
 import time
+from collections.abc import Callable
 
 INSTALL = "DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=300 install -y"
 UPDATES_STATUS = "/var/lib/pi-im/updates/status.json"
@@ -64,21 +65,30 @@ def install(host, deb: str):  # type: ignore[no-untyped-def]
 def nightly_run(host) -> None:  # type: ignore[no-untyped-def]
     """What apt's daily timers do: refresh the lists, then the nightly run through the device's
     own unit (apt's daily script runs unattended-upgrades once a day: its stamp goes first).
-    Waited for by asking again and again: needrestart re-executes systemd when systemd itself
-    uses a library an update replaced (libssl), which cuts off a `systemctl start` waiting on
-    the job."""
+
+    Finished when the unit is inactive again and its last step (the status writer) has written
+    since the start. systemd's own view alone will not do: needrestart re-executes systemd when
+    systemd uses a library an update replaced (libssl), which cuts off a `systemctl start`
+    waiting on the job and, for a moment, shows the unit as inactive."""
     unit = "apt-daily-upgrade.service"
+
+    def state() -> str:
+        return host.check_output(f"systemctl show --value -p ActiveState {unit}")
+
+    def wait(done: Callable[[], bool], what: str) -> None:
+        deadline = time.monotonic() + 900
+        while not done():
+            assert time.monotonic() < deadline, f"{unit}: {what} within 15 minutes"
+            time.sleep(1)
+
+    # A run already going (the timer's, at boot after a missed night) is waited for first.
+    wait(lambda: state() in ("inactive", "failed"), "an earlier run not finished")
     host.check_output("apt-get -qq update && rm -f /var/lib/apt/periodic/upgrade-stamp")
-    before = host.check_output(f"systemctl show --value -p InvocationID {unit}")
+    began = float(host.check_output("date +%s.%N"))
     host.check_output(f"systemctl start --no-block {unit}")
-    deadline = time.monotonic() + 900
-    while time.monotonic() < deadline:
-        shown = host.check_output(f"systemctl show -p InvocationID -p ActiveState {unit}")
-        state = dict(line.split("=", 1) for line in shown.splitlines())
-        if state["InvocationID"] not in ("", before) and state["ActiveState"] in (
-            "inactive",
-            "failed",
-        ):
-            return
-        time.sleep(1)
-    raise AssertionError(f"{unit} did not finish within 15 minutes")
+
+    def recorded() -> bool:
+        written = host.run(f"date -r {UPDATES_STATUS} +%s.%N").stdout.strip()
+        return bool(written) and float(written) > began and state() in ("inactive", "failed")
+
+    wait(recorded, "the run not recorded")

@@ -39,6 +39,9 @@ STAGE_DIR = os.environ.get("PI_IM_EJABBERD_STAGE_DIR", "/var/tmp")
 # Unpacked and used in place of the installed ones: ejabberd and the libraries packaged with it.
 STAGED = re.compile(r"^(ejabberd|erlang-p1-.*)$")
 WATCHED = re.compile(r"^(ejabberd|erlang-.*)$")
+# How much of a tool's output is kept as the reason: its first lines say why, and the console
+# shows it to everyone.
+REASON_CHARS = 2000
 
 
 @dataclass(frozen=True)
@@ -83,6 +86,12 @@ class Refused(Exception):
     """Why the update would break ejabberd: shown by apt, kept for the console."""
 
 
+def said(done: subprocess.CompletedProcess[str]) -> str:
+    """A tool's output on one line, bounded."""
+    text = " ".join(f"{done.stdout}\n{done.stderr}".split())
+    return text if len(text) <= REASON_CHARS else text[:REASON_CHARS] + " …"
+
+
 def check(changes: list[Unpack], config: argparse.Namespace, current: str) -> None:
     """Raise Refused unless the modules build against the new packages and ejabberd.yml
     passes the new ejabberd's parser."""
@@ -100,7 +109,11 @@ def check(changes: list[Unpack], config: argparse.Namespace, current: str) -> No
         root = Path(stage, "root")
         for change in changes:
             if STAGED.match(change.package):
-                subprocess.run(["dpkg-deb", "-x", change.deb, str(root)], check=True)
+                unpacked = subprocess.run(
+                    ["dpkg-deb", "-x", change.deb, str(root)], capture_output=True, text=True
+                )
+                if unpacked.returncode != 0:
+                    raise Refused(f"{change.deb} could not be unpacked: {said(unpacked)}")
         staged_ebin = sorted(glob.glob(str(root) + config.package_ebin))
         ebin = staged_ebin[0] if staged_ebin else installed_ebin[0]
         libs = [str(Path(ebin).parent.parent)]
@@ -118,8 +131,7 @@ def check(changes: list[Unpack], config: argparse.Namespace, current: str) -> No
         )
         if compiled.returncode != 0:
             raise Refused(
-                f"the appliance's modules do not compile against ejabberd {new}: "
-                + " ".join((compiled.stdout + compiled.stderr).split())
+                f"the appliance's modules do not compile against ejabberd {new}: " + said(compiled)
             )
         checked = subprocess.run(
             [CHECK_CONFIG, CONFIG],
@@ -129,8 +141,7 @@ def check(changes: list[Unpack], config: argparse.Namespace, current: str) -> No
         )
         if checked.returncode != 0:
             raise Refused(
-                f"ejabberd {new} does not accept the device's configuration: "
-                + " ".join((checked.stdout + checked.stderr).split())
+                f"ejabberd {new} does not accept the device's configuration: " + said(checked)
             )
 
 
@@ -172,12 +183,13 @@ def main() -> int:
     }
     try:
         check(changes, config, current)
-    except Refused as refused:
-        write_status({**status, "result": "refused", "reason": str(refused)})
-        reason = str(refused).rstrip(".")
+    except (Refused, OSError) as error:
+        # A tool missing or /var/tmp full (OSError) refuses the update all the same, said so.
+        why = str(error) if isinstance(error, Refused) else f"the check could not run: {error}"
+        write_status({**status, "result": "refused", "reason": why})
         print(
-            f"pi-im: this update is not installed: {reason}. Nothing was changed; ejabberd stays "
-            f"on {current}.",
+            f"pi-im: this update is not installed: {why.rstrip('.')}. Nothing was changed; "
+            f"ejabberd stays on {current}.",
             file=sys.stderr,
         )
         return 1
