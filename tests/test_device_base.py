@@ -81,13 +81,13 @@ def test_steps_run_in_name_order_and_a_failure_fails_the_phase_after_the_rest(
     trace = tmp_path / "trace"
     step(early, "20-second", f"echo second >> {trace}; echo made the key; echo and the other")
     step(early, "10-first", f"echo first >> {trace}")
-    step(early, "15-broken", f"echo broken >> {trace}; echo no disk >&2; exit 3")
+    step(early, "15-broken", f"echo broken >> {trace}; printf checked; echo no disk >&2; exit 3")
     done = run("pi_im_provision.py", "early", env=device)
     assert trace.read_text().split() == ["first", "broken", "second"]
     assert done.returncode == 1
     assert done.stdout.splitlines() == [
         "early/10-first: ok",
-        "early/15-broken: FAILED no disk",
+        "early/15-broken: FAILED checked no disk",
         "early/20-second: ok made the key and the other",
     ]
     assert "failed steps: 15-broken" in done.stderr

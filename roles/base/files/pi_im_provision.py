@@ -32,7 +32,8 @@ def main() -> int:
         result = subprocess.run([str(step)], capture_output=True, text=True, check=False)
         # One line per step, however many a step prints: its lines are what tests and the
         # journal read as "phase/step: ok|FAILED ...".
-        output = " ".join((result.stdout + result.stderr).split())
+        # (A space between the two streams: stdout need not end its last line.)
+        output = " ".join(f"{result.stdout}\n{result.stderr}".split())
         status = "ok" if result.returncode == 0 else "FAILED"
         print(f"{sys.argv[1]}/{step.name}: {status} {output}".rstrip(), flush=True)
         if result.returncode != 0:
