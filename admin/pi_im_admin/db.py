@@ -3,6 +3,7 @@ invitations, bans, the audit log and dashboard samples. XMPP accounts live in ej
 
 from __future__ import annotations
 
+import logging
 import sqlite3
 import threading
 import time
@@ -10,6 +11,10 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
+
+from .errors import StorageFull
+
+log = logging.getLogger(__name__)
 
 # The schema as a list of steps; PRAGMA user_version says how many a database has had. A
 # change to the schema is a new step at the end, never an edit of one that has shipped.
@@ -119,6 +124,18 @@ def migrate(conn: sqlite3.Connection) -> None:
             raise
 
 
+@contextmanager
+def _room_needed() -> Iterator[None]:
+    """A write refused for a full disk is the user's to act on (StorageFull, a 507 with what
+    to do), not an internal error."""
+    try:
+        yield
+    except sqlite3.OperationalError as error:
+        if error.sqlite_errorcode & 0xFF == sqlite3.SQLITE_FULL:
+            raise StorageFull() from error
+        raise
+
+
 class Database:
     """One connection shared by the process, serialised by a lock (SQLite, one writer)."""
 
@@ -135,14 +152,16 @@ class Database:
     @contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:
         """All statements inside commit together or not at all."""
-        with self._lock:
+        with self._lock, _room_needed():
             self._conn.execute("BEGIN IMMEDIATE")
             try:
                 yield self._conn
+                # A COMMIT refused (a full disk) leaves the transaction open: rolled back too.
+                self._conn.execute("COMMIT")
             except BaseException:
-                self._conn.execute("ROLLBACK")
+                if self._conn.in_transaction:
+                    self._conn.execute("ROLLBACK")
                 raise
-            self._conn.execute("COMMIT")
 
     def all(self, sql: str, *args: Any) -> list[sqlite3.Row]:
         with self._lock:
@@ -154,18 +173,25 @@ class Database:
 
     def run(self, sql: str, *args: Any) -> int:
         """Execute one statement; the new row id (for inserts)."""
-        with self._lock:
+        with self._lock, _room_needed():
             return self._conn.execute(sql, args).lastrowid or 0
 
     def audit(self, actor: str, action: str, target: str, detail: str = "") -> None:
-        self.run(
-            "INSERT INTO audit (at, actor, action, target, detail) VALUES (?, ?, ?, ?, ?)",
-            time.time(),
-            actor,
-            action,
-            target,
-            detail,
-        )
+        """Recorded after the change it describes, which stands: without room for the row the
+        entry goes to the journal instead of turning a done change into an error."""
+        try:
+            self.run(
+                "INSERT INTO audit (at, actor, action, target, detail) VALUES (?, ?, ?, ?, ?)",
+                time.time(),
+                actor,
+                action,
+                target,
+                detail,
+            )
+        except StorageFull:
+            log.warning(
+                "audit entry not saved (storage full): %s %s %s %s", actor, action, target, detail
+            )
 
     def close(self) -> None:
         self._conn.close()

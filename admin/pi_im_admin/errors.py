@@ -29,3 +29,15 @@ class Unavailable(Problem):
     """ejabberd (or another service the console relies on) did not answer."""
 
     status = 503
+
+
+class StorageFull(Problem):
+    """The file system holding the console's database has no room (SQLite's SQLITE_FULL)."""
+
+    status = 507
+
+    def __init__(self) -> None:
+        super().__init__(
+            "The device's storage is full, so nothing was saved. Free some space (the "
+            "dashboard says how much is left) and try again."
+        )

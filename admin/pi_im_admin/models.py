@@ -169,9 +169,18 @@ class ProcessStats(BaseModel):
 
 
 class Disk(BaseModel):
+    """The file system holding the device's state with the least room (the card, on a Pi)."""
+
     total_gb: float
     free_gb: float
+    free_mb: int = Field(description="What a service (not root) may still write, in MiB")
     used_percent: float
+    state: Literal["ok", "low", "full"] = Field(
+        description="low: below low_mb free; full: below full_mb, where RabbitMQ stops "
+        "taking messages and ejabberd soon cannot save history, offline messages or rosters"
+    )
+    full_mb: int
+    low_mb: int
 
 
 class SharedFiles(BaseModel):

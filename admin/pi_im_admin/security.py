@@ -3,6 +3,7 @@ limits on failed attempts."""
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import secrets
@@ -14,6 +15,7 @@ from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 
 from .db import Database
+from .errors import StorageFull
 from .permissions import RANK, Role
 
 _hasher = PasswordHasher()
@@ -101,14 +103,16 @@ class Sessions:
     def take_flash(self, token: str | None) -> dict[str, str]:
         if not token:
             return {}
-        with self.db.transaction() as conn:
+        flash = None
+        # Shown even when a full disk keeps it from being cleared (then it shows once more).
+        with contextlib.suppress(StorageFull), self.db.transaction() as conn:
             row = conn.execute(
                 "SELECT flash FROM sessions WHERE id_hash = ?", (digest(token),)
             ).fetchone()
-            if row is None or not row["flash"]:
-                return {}
-            conn.execute("UPDATE sessions SET flash = NULL WHERE id_hash = ?", (digest(token),))
-        return dict(json.loads(row["flash"]))
+            flash = row["flash"] if row else None
+            if flash:
+                conn.execute("UPDATE sessions SET flash = NULL WHERE id_hash = ?", (digest(token),))
+        return dict(json.loads(flash)) if flash else {}
 
     def end(self, token: str | None) -> None:
         if token:
@@ -131,7 +135,11 @@ class ApiTokens:
         )
         if row is None:
             return None
-        self.db.run("UPDATE api_tokens SET last_used_at = ? WHERE id = ?", time.time(), row["id"])
+        # Bookkeeping: a full disk must not lock the owner out of the console that says so.
+        with contextlib.suppress(StorageFull):
+            self.db.run(
+                "UPDATE api_tokens SET last_used_at = ? WHERE id = ?", time.time(), row["id"]
+            )
         return Principal(
             f"token:{row['name']}",
             _capped(row["role"], row["operator_role"]),

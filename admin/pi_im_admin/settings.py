@@ -103,6 +103,16 @@ class Settings:
             _env("EJABBERD_UPDATE_STATUS", "/var/lib/pi-im/updates/ejabberd.json")
         )
     )
+    # Where the device keeps its state (ejabberd's, RabbitMQ's, the console's): the dashboard
+    # watches the file systems holding them. Below `storage_low_mb` free it warns; below
+    # `storage_full_mb` (RabbitMQ's disk limit, where it stops taking messages) it says full.
+    storage_paths: tuple[str, ...] = field(
+        default_factory=lambda: _list(
+            "STORAGE_PATHS", "/var/lib/ejabberd,/var/lib/rabbitmq,/var/lib/pi-im-admin"
+        )
+    )
+    storage_low_mb: int = field(default_factory=lambda: int(_env("STORAGE_LOW_MB", "2048")))
+    storage_full_mb: int = field(default_factory=lambda: int(_env("STORAGE_FULL_MB", "512")))
     # The port of the device's web chat (ejabberd's web listener), 0 when it has none.
     web_chat_port: int = field(default_factory=lambda: int(_env("WEB_CHAT_PORT", "0")))
 

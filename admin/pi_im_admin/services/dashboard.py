@@ -1,4 +1,4 @@
-"""What the appliance is doing: users, uptime, the services' memory and CPU, disk space,
+"""What the appliance is doing: users, uptime, the services' memory and CPU, storage,
 and a history of online users sampled in the background."""
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ from .. import validation
 from ..context import Context
 from ..errors import Problem
 from ..security import Principal
+from ..settings import Settings
 
 _TICKS = os.sysconf("SC_CLK_TCK")
 _PAGE = os.sysconf("SC_PAGE_SIZE")
@@ -46,8 +47,34 @@ def _process(name: str, marker: str) -> ProcessStats:
     return ProcessStats(name, None, 0.0, 0.0)
 
 
+def storage(settings: Settings) -> dict[str, object]:
+    """The file system holding the device's state (the card's, on a Pi) with the least room,
+    as the services see it: what a process other than root may still write."""
+    found = []
+    for path in settings.storage_paths:
+        try:
+            fs = os.statvfs(path)
+        except OSError:  # a component not installed
+            continue
+        found.append((fs.f_bavail * fs.f_frsize, fs.f_blocks * fs.f_frsize))
+    if not found:
+        usage = shutil.disk_usage("/var/lib")
+        found.append((usage.free, usage.total))
+    free, total = min(found)
+    free_mb = free // 2**20
+    full, low = settings.storage_full_mb, settings.storage_low_mb
+    return {
+        "total_gb": round(total / 2**30, 1),
+        "free_gb": round(free / 2**30, 1),
+        "free_mb": free_mb,
+        "used_percent": round(100 * (total - free) / total, 1) if total else 100.0,
+        "state": "full" if free_mb < full else "low" if free_mb < low else "ok",
+        "full_mb": full,
+        "low_mb": low,
+    }
+
+
 async def overview(ctx: Context) -> dict[str, object]:
-    disk = shutil.disk_usage("/var/lib")
     shared = await ctx.ejabberd.upload_usage()
     return {
         "domain": ctx.ejabberd.domain,
@@ -55,11 +82,7 @@ async def overview(ctx: Context) -> dict[str, object]:
         "online": await ctx.ejabberd.stat("onlineusers"),
         "uptime_seconds": await ctx.ejabberd.stat("uptimeseconds"),
         "processes": [_process(n, m).__dict__ for n, m in SERVICES.items()],
-        "disk": {
-            "total_gb": round(disk.total / 2**30, 1),
-            "free_gb": round(disk.free / 2**30, 1),
-            "used_percent": round(100 * (disk.total - disk.free) / disk.total, 1),
-        },
+        "disk": storage(ctx.settings),
         "history": history(ctx),
         "federation": ctx.settings.federation,
         "certificate": certificate(ctx),

@@ -83,3 +83,25 @@ origin_id_row_test() ->
     {ok, Row8} = mod_mam_sql_grouped:row(false, false, Args8),
     {ok, Row10} = mod_mam_sql_grouped:row(false, false, Args8 ++ [<<"o'1">>, false]),
     ?assertEqual(<<(binary:part(Row8, 0, byte_size(Row8) - 1))/binary, ",'o''1')">>, Row10).
+
+%% Copies held for a full disk keep their order; beyond the bound the oldest
+%% go, and are counted.
+held_keeps_order_and_drops_the_oldest_beyond_the_bound_test() ->
+    {Q1, 4, 0} = mod_mam_sql_grouped:held([<<"ab">>, <<"cd">>], queue:new(), 0, 10),
+    ?assertEqual([<<"ab">>, <<"cd">>], queue:to_list(Q1)),
+    {Q2, 8, 0} = mod_mam_sql_grouped:held([<<"efgh">>], Q1, 4, 10),
+    ?assertEqual([<<"ab">>, <<"cd">>, <<"efgh">>], queue:to_list(Q2)),
+    {Q3, 9, 2} = mod_mam_sql_grouped:held([<<"ijklm">>], Q2, 8, 10),
+    ?assertEqual([<<"efgh">>, <<"ijklm">>], queue:to_list(Q3)),
+    %% A row larger than the bound alone is not held at all.
+    {Q4, 0, 3} = mod_mam_sql_grouped:held([<<"0123456789ab">>], Q3, 9, 10),
+    ?assert(queue:is_empty(Q4)).
+
+%% SQLite's "database or disk is full", however ejabberd's SQL layer wraps it;
+%% any other refusal is not.
+disk_full_test_() ->
+    [?_assert(mod_mam_sql_grouped:disk_full("database or disk is full")),
+     ?_assert(mod_mam_sql_grouped:disk_full(<<"database or disk is full">>)),
+     ?_assert(mod_mam_sql_grouped:disk_full({aborted, "database or disk is full"})),
+     ?_assertNot(mod_mam_sql_grouped:disk_full("UNIQUE constraint failed: archive.id")),
+     ?_assertNot(mod_mam_sql_grouped:disk_full(timeout))].
