@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
 
-.PHONY: help venv engine base-image base-image-bookworm host-packages collections demo demo-down lint test upgrade-test bench bench-faults bench-peers bench-compare bench-tuning bench-logins bench-accounts-remove image image-test clean
+.PHONY: help venv engine base-image base-image-bookworm host-packages collections demo demo-down lint test upgrade-test bench bench-faults bench-wear bench-peers bench-compare bench-tuning bench-logins bench-accounts-remove image image-test clean
 
 help:
 	@echo "make demo       run the appliance in a local container standing in for a Pi"
@@ -15,6 +15,7 @@ help:
 	@echo "make upgrade-test  a bookworm appliance, used, upgraded to trixie: nothing lost (~10 min)"
 	@echo "make bench      load-test the demo (SCENARIO=seed-4000; see bench/README.md)"
 	@echo "make bench-faults  kill each service under that load: how soon it answers again"
+	@echo "make bench-wear    what the device writes to its card per hour: idle, then under that load"
 	@echo "make bench-peers / bench-compare   the same against stock ejabberd, Prosody and the appliance on bookworm"
 	@echo "make bench-logins  what a login costs: SCRAM through SASL and SASL2, FAST tokens"
 	@echo "make image      build the Pi 4 SD-card image from Debian's archive (root; ~50 min, ~15 with its caches)"
@@ -79,6 +80,10 @@ bench: venv
 # Each service killed outright under load (SCENARIO, seed-4000): how soon it answers again.
 bench-faults: venv
 	python -m pi_im_bench faults --scenario $(SCENARIO) --target $(BENCH_TARGET) $(BENCH_OPTIONS)
+
+# SD-card wear: bytes written per hour by each service, 10 min idle, then under SCENARIO.
+bench-wear: venv
+	python -m pi_im_bench wear --scenario $(SCENARIO) --target $(BENCH_TARGET) $(BENCH_OPTIONS)
 
 # Stock Debian ejabberd and Prosody in containers of their own, under the same budget.
 bench-peers: venv collections base-image base-image-bookworm

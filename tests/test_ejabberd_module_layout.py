@@ -45,6 +45,7 @@ def test_conf_lists_the_options_the_module_declares_with_its_defaults() -> None:
     defaults = yaml.safe_load((ROLE / "defaults/main.yml").read_text())
     assert options == {
         "wait_for_disk": defaults["ejabberd_mam_wait_for_disk"],
+        "commit_interval_ms": defaults["ejabberd_mam_commit_interval_ms"],
         "sqlite_cache_mb": defaults["ejabberd_sqlite_cache_mb"],
         "sqlite_checkpoint_pages": defaults["ejabberd_sqlite_checkpoint_pages"],
     }

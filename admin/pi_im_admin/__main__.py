@@ -41,6 +41,10 @@ def main() -> int:
         if settings.tls_pem is None and not args.plain_http:
             parser.error("no TLS certificate was handed over (LoadCredential=tls.pem:...)")
         logging.basicConfig(level=logging.INFO, format="%(name)s: %(message)s")
+        # Each call to ejabberd's API (the dashboard's sample, every minute) was a journal
+        # entry, and each entry rewrites a few pages of the journal on the card; failures
+        # are still logged, by the console itself.
+        logging.getLogger("httpx").setLevel(logging.WARNING)
         uvicorn.run(
             create_app(settings),
             host=args.host,

@@ -10,11 +10,12 @@ import subprocess
 import sys
 import time
 import tomllib
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from . import faults, netpath, report, scenario, vanish
+from . import faults, netpath, report, scenario, vanish, wear
 from .accounts import Manifest, derive_accounts, helper_rows
 from .probe_reader import Probe
 from .run import execute
@@ -329,24 +330,40 @@ def command_accounts(args: argparse.Namespace) -> int:
     return 0
 
 
-def command_faults(args: argparse.Namespace) -> int:
+def under_load(
+    args: argparse.Namespace, command: str
+) -> tuple[Target, Path, Callable[[Path], list[str]]]:
+    """For the commands that act on one target while a scenario runs on it: the target, the
+    directory for their results, and the scenario's command line writing into a folder."""
     if len(args.target) != 1:
-        raise TargetError("faults takes one --target")
+        raise TargetError(f"{command} takes one --target")
     target = parse_target(args.target[0], args)
     check_destination(target.host, args.allow_remote)
     directory = args.out or REPO / "artifacts" / "bench" / (
-        datetime.now(UTC).strftime("%Y%m%d-%H%M%S") + f"-faults-{args.scenario}"
+        datetime.now(UTC).strftime("%Y%m%d-%H%M%S") + f"-{command}-{args.scenario}"
     )
     passed_on = [f"--set={setting}" for setting in args.set]
     if args.client_cpus:
         passed_on.append("--client-cpus=" + ",".join(map(str, args.client_cpus)))
+    if not args.restart:
+        passed_on.append("--no-restart")
 
     def run_for(out: Path) -> list[str]:
         command = [sys.executable, "-m", "pi_im_bench", "run", args.scenario]
         return [*command, "--target", args.target[0], "--out", str(out), *passed_on]
 
+    return target, directory, run_for
+
+
+def command_faults(args: argparse.Namespace) -> int:
+    target, directory, run_for = under_load(args, "faults")
     services = args.service or list(faults.KILL)
     return faults.run_all(target, services, run_for, directory, args.after)
+
+
+def command_wear(args: argparse.Namespace) -> int:
+    target, directory, run_for = under_load(args, "wear")
+    return wear.run(target, run_for, directory, args.idle, args.load)
 
 
 def command_scenarios(_args: argparse.Namespace) -> int:
@@ -485,6 +502,17 @@ def parser() -> argparse.ArgumentParser:
     )
     measuring_options(faulted)
     faulted.set_defaults(func=command_faults)
+
+    worn = sub.add_parser(
+        "wear", help="bytes written to storage per hour, per service: idle, then under load"
+    )
+    worn.add_argument("--scenario", default="seed-4000", help="the load (a scenario name)")
+    worn.add_argument(
+        "--idle", type=float, default=600, help="seconds read at idle (0: under load only)"
+    )
+    worn.add_argument("--load", type=float, default=45, help="seconds read while the traffic flows")
+    measuring_options(worn)
+    worn.set_defaults(func=command_wear)
 
     listing = sub.add_parser("scenarios", help="list the scenarios")
     listing.set_defaults(func=command_scenarios)

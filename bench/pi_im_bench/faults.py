@@ -10,10 +10,7 @@ The target's state is checked by the Molecule tests (test_faults.py); this measu
 from __future__ import annotations
 
 import json
-import re
-import subprocess
 import sys
-import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -21,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from .target import Target, TargetError
+from .under_load import ScenarioRun
 
 # How each service is killed and how it is seen to answer again, on the target.
 KILL = {
@@ -37,7 +35,6 @@ ANSWERS = {
     "pi-im-admin": "test $(curl -sk -o /dev/null -w '%{http_code}' "
     "https://127.0.0.1:8080/signin) = 200",
 }
-TRAFFIC = re.compile(r"msg/s\s+(\d+)")
 
 
 @dataclass
@@ -93,23 +90,8 @@ def kill_under_load(
     target: Target, service: str, run_command: list[str], out: Path, after_s: float
 ) -> Outcome:
     """Start the scenario, kill `service` after `after_s` seconds of traffic, measure."""
-    bench = subprocess.Popen(run_command, stdout=subprocess.PIPE, text=True)
-    assert bench.stdout is not None
-    flowing = threading.Event()
-
-    def watch() -> None:
-        assert bench.stdout is not None
-        for line in bench.stdout:
-            print(line, end="", flush=True)
-            match = TRAFFIC.search(line)
-            if match and int(match[1]) > 0:
-                flowing.set()
-
-    reader = threading.Thread(target=watch, daemon=True)
-    reader.start()
-    if not flowing.wait(900):
-        bench.kill()
-        raise TargetError("the scenario's traffic never began")
+    bench = ScenarioRun(run_command)
+    bench.wait_for_traffic()
     time.sleep(after_s)
     before = target.run(["systemctl", "show", "-p", "MainPID", "--value", service]).decode().strip()
     since = time.time() - 1
@@ -121,8 +103,7 @@ def kill_under_load(
         time.sleep(0.1)
     back = time.monotonic() - killed
     print(f"\n{service}: answering again {back:.1f} s after kill -9", flush=True)
-    bench.wait()
-    reader.join(10)
+    bench.finish()
     wait, start = journal_times(target, service, since)
     run = json.loads((out / "result.json").read_text())
     return Outcome(service, round(back, 1), wait, start, run)

@@ -118,13 +118,15 @@ def history(ctx: Context, hours: int = 24) -> list[dict[str, float]]:
 
 
 async def sample(ctx: Context) -> None:
-    ctx.db.run(
-        "INSERT OR REPLACE INTO samples (at, online, registered) VALUES (?, ?, ?)",
-        time.time(),
-        await ctx.ejabberd.stat("onlineusers"),
-        await ctx.ejabberd.stat("registeredusers"),
-    )
-    ctx.db.run("DELETE FROM samples WHERE at < ?", time.time() - 7 * 86400)
+    online = await ctx.ejabberd.stat("onlineusers")
+    registered = await ctx.ejabberd.stat("registeredusers")
+    # One commit, not two: each is a sync of the database's log on the card.
+    with ctx.db.transaction() as conn:
+        conn.execute(
+            "INSERT OR REPLACE INTO samples (at, online, registered) VALUES (?, ?, ?)",
+            (time.time(), online, registered),
+        )
+        conn.execute("DELETE FROM samples WHERE at < ?", (time.time() - 7 * 86400,))
 
 
 def chart(points: list[dict[str, float]], width: int = 600, height: int = 120) -> str:

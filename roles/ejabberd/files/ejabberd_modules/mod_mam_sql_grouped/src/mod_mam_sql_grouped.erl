@@ -17,11 +17,12 @@
 %%
 %% - false (the default): nobody waits. Copies are handed to the writer and
 %%   the message goes on; the writer commits what has queued at most every
-%%   COMMIT_INTERVAL (10 ms), so a copy reaches disk within about that after
-%%   delivery. A power cut in that window can drop a delivered message
-%%   from history (the clients have it); a clean stop writes every queued
-%%   copy first (terminate/2), and history reads and user removal wait for
-%%   the copies queued before them, so a reader sees every message delivered
+%%   `commit_interval_ms` (option, 10 ms by default), so a copy reaches disk
+%%   within about that after delivery. A power cut in that window can drop
+%%   a delivered message from history (the clients have it); a clean stop
+%%   writes every queued copy first (terminate/2), and history reads and
+%%   user removal wait for the copies queued before them (they end the
+%%   interval's wait early), so a reader sees every message delivered
 %%   before it asked. mod_mam ignores what store answers (a failed write
 %%   never held a message back), so waiting only ever bought that window.
 %% - true: the recipient's session waits for the commit holding its copy
@@ -97,11 +98,6 @@
 %% A group is bounded so one commit cannot hold the SQL connection (and so
 %% logins and roster reads) for long: 256 rows take a few milliseconds.
 -define(MAX_GROUP, 256).
-%% When nobody waits for a commit, the writer starts one at most every
-%% COMMIT_INTERVAL ms: copies otherwise trickle in a few at a time, and each
-%% commit costs WAL page writes and an fdatasync whatever it holds (decision
-%% 0006 has the measurements).
--define(COMMIT_INTERVAL, 10).
 %% Copies held while the disk is full (top of the module): about a minute of
 %% the benchmark's 1,000 messages a second, days of a family's chat.
 -define(HOLD_BYTES, 64 * 1024 * 1024).
@@ -268,10 +264,11 @@ stop(_Host) -> ok.
 reload(Host, NewOpts, _OldOpts) -> tune_connection(Host, NewOpts).
 depends(_Host, _Opts) -> [].
 mod_opt_type(wait_for_disk) -> econf:bool();
+mod_opt_type(commit_interval_ms) -> econf:non_neg_int();
 mod_opt_type(sqlite_cache_mb) -> econf:pos_int();
 mod_opt_type(sqlite_checkpoint_pages) -> econf:pos_int().
 mod_options(_Host) ->
-    [{wait_for_disk, false}, {sqlite_cache_mb, 32},
+    [{wait_for_disk, false}, {commit_interval_ms, 10}, {sqlite_cache_mb, 32},
      {sqlite_checkpoint_pages, 10000}].
 mod_doc() ->
     #{desc => <<"Options of the appliance's group-commit archive backend.">>,
@@ -279,6 +276,11 @@ mod_doc() ->
                 #{value => "true | false",
                   desc => <<"Whether a message waits until its archive copies "
                             "are on disk before delivery (default false).">>}},
+               {commit_interval_ms,
+                #{value => "Milliseconds",
+                  desc => <<"When nobody waits: the least time between two "
+                            "commits of the archive, and so the most history a "
+                            "power cut can lose (default 10).">>}},
                {sqlite_cache_mb,
                 #{value => "Megabytes",
                   desc => <<"Page cache of ejabberd's SQLite connection "
@@ -336,8 +338,12 @@ handle_call(_Request, _From, State) ->
     {reply, {error, badarg}, State}.
 
 handle_cast({store, Copy}, State) ->
-    hold_until_due(State),
-    {noreply, commit([{nobody, Copy} | queued_stores(?MAX_GROUP - 1)], State)};
+    Flushes = hold_until_due(State),
+    %% Everything queued by now, in groups: the interval bounds how often the
+    %% writer commits, never how much.
+    Written = write_queued(commit([{nobody, Copy} | queued_stores(?MAX_GROUP - 1)], State)),
+    lists:foreach(fun(From) -> gen_server:reply(From, ok) end, Flushes),
+    {noreply, Written};
 handle_cast(_Msg, State) -> {noreply, State}.
 
 handle_info(retry_held, State) -> {noreply, retry_held(State)};
@@ -358,12 +364,24 @@ write_queued(State) ->
     end.
 
 %% A copy nobody waits for: let more queue up behind it, unless a message
-%% might be waiting on this commit (wait_for_disk).
+%% might be waiting on this commit (wait_for_disk). A flush (a history read,
+%% a user's removal) ends the wait: it is answered once everything queued is
+%% written. Returns the flushes taken.
 hold_until_due(#state{host = Host, last_commit = Last}) ->
-    Due = Last + ?COMMIT_INTERVAL - erlang:monotonic_time(millisecond),
+    Due = Last + commit_interval(Host) - erlang:monotonic_time(millisecond),
     case Due > 0 andalso not wait_for_disk(Host) of
-        true -> timer:sleep(Due);
-        false -> ok
+        true ->
+            receive
+                {'$gen_call', From, flush} -> [From]
+            after Due -> []
+            end;
+        false -> []
+    end.
+
+commit_interval(Host) ->
+    case gen_mod:is_loaded(Host, ?MODULE) of
+        true -> gen_mod:get_module_opt(Host, ?MODULE, commit_interval_ms);
+        false -> proplists:get_value(commit_interval_ms, mod_options(Host))
     end.
 
 %% A group of stores (a first one and those queued behind it) as one
