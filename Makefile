@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
 
-.PHONY: help venv engine base-image base-image-bookworm host-packages collections demo demo-down lint test upgrade-test bench bench-faults bench-wear bench-peers bench-compare bench-tuning bench-logins bench-accounts-remove image image-test clean
+.PHONY: help venv engine base-image base-image-bookworm host-packages collections demo demo-down lint test upgrade-test bench bench-faults bench-disk-full bench-wear bench-peers bench-compare bench-tuning bench-logins bench-accounts-remove image image-test clean
 
 help:
 	@echo "make demo       run the appliance in a local container standing in for a Pi"
@@ -15,6 +15,7 @@ help:
 	@echo "make upgrade-test  a bookworm appliance, used, upgraded to trixie: nothing lost (~10 min)"
 	@echo "make bench      load-test the demo (SCENARIO=seed-4000; see bench/README.md)"
 	@echo "make bench-faults  kill each service under that load: how soon it answers again"
+	@echo "make bench-disk-full  fill the state's own file system under that load, then free it"
 	@echo "make bench-wear    what the device writes to its card per hour: idle, then under that load"
 	@echo "make bench-peers / bench-compare   the same against stock ejabberd, Prosody and the appliance on bookworm"
 	@echo "make bench-logins  what a login costs: SCRAM through SASL and SASL2, FAST tokens"
@@ -80,6 +81,10 @@ bench: venv
 # Each service killed outright under load (SCENARIO, seed-4000): how soon it answers again.
 bench-faults: venv
 	python -m pi_im_bench faults --scenario $(SCENARIO) --target $(BENCH_TARGET) $(BENCH_OPTIONS)
+
+# The state's own file system (a Pi's card; never a container's root) filled under SCENARIO.
+bench-disk-full: venv
+	python -m pi_im_bench disk-full --scenario $(SCENARIO) --target $(BENCH_TARGET) $(BENCH_OPTIONS)
 
 # SD-card wear: bytes written per hour by each service, 10 min idle, then under SCENARIO.
 bench-wear: venv

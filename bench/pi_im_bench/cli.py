@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from . import faults, netpath, report, scenario, vanish, wear
+from . import disk_full, faults, netpath, report, scenario, vanish, wear
 from .accounts import Manifest, derive_accounts, helper_rows
 from .probe_reader import Probe
 from .run import execute
@@ -361,6 +361,17 @@ def command_faults(args: argparse.Namespace) -> int:
     return faults.run_all(target, services, run_for, directory, args.after)
 
 
+def command_disk_full(args: argparse.Namespace) -> int:
+    target, directory, run_for = under_load(args, "disk-full")
+    outcome = disk_full.fill_under_load(
+        target, run_for(directory / "load"), directory / "load", args.after, args.full
+    )
+    summary = disk_full.table(outcome)
+    (directory / "disk-full.md").write_text(summary + "\n")
+    print(summary)
+    return 0
+
+
 def command_wear(args: argparse.Namespace) -> int:
     target, directory, run_for = under_load(args, "wear")
     return wear.run(target, run_for, directory, args.idle, args.load)
@@ -490,29 +501,60 @@ def parser() -> argparse.ArgumentParser:
     netpath.add_argument("--rounds", type=int, default=3, help="alternating rounds")
     netpath.set_defaults(func=command_netpath)
 
-    faulted = sub.add_parser(
-        "faults", help="kill each of the appliance's services under load; time until it answers"
-    )
-    faulted.add_argument("--scenario", default="seed-4000", help="the load (a scenario name)")
-    faulted.add_argument(
-        "--service", action="append", choices=list(faults.KILL), help="only these (repeat)"
-    )
-    faulted.add_argument(
-        "--after", type=float, default=20, help="seconds of traffic before the kill"
-    )
-    measuring_options(faulted)
-    faulted.set_defaults(func=command_faults)
-
-    worn = sub.add_parser(
-        "wear", help="bytes written to storage per hour, per service: idle, then under load"
-    )
-    worn.add_argument("--scenario", default="seed-4000", help="the load (a scenario name)")
-    worn.add_argument(
-        "--idle", type=float, default=600, help="seconds read at idle (0: under load only)"
-    )
-    worn.add_argument("--load", type=float, default=45, help="seconds read while the traffic flows")
-    measuring_options(worn)
-    worn.set_defaults(func=command_wear)
+    # The commands acting on the target while a scenario's traffic flows on it.
+    seconds = {"type": float}
+    under_load_commands: list[tuple[str, str, Callable[[argparse.Namespace], int], dict]] = [
+        (
+            "faults",
+            "kill each of the appliance's services under load; time until it answers",
+            command_faults,
+            {
+                "--service": {
+                    "action": "append",
+                    "choices": list(faults.KILL),
+                    "help": "only these (repeat)",
+                },
+                "--after": {**seconds, "default": 20, "help": "seconds of traffic before the kill"},
+            },
+        ),
+        (
+            "disk-full",
+            "fill the state's file system under load, then free it; what was lost",
+            command_disk_full,
+            {
+                "--after": {
+                    **seconds,
+                    "default": 15,
+                    "help": "seconds of traffic before the disk fills",
+                },
+                "--full": {**seconds, "default": 20, "help": "seconds it stays full"},
+            },
+        ),
+        (
+            "wear",
+            "bytes written to storage per hour, per service: idle, then under load",
+            command_wear,
+            {
+                "--idle": {
+                    **seconds,
+                    "default": 600,
+                    "help": "seconds read at idle (0: under load only)",
+                },
+                "--load": {
+                    **seconds,
+                    "default": 45,
+                    "help": "seconds read while the traffic flows",
+                },
+            },
+        ),
+    ]
+    for name, summary, func, options in under_load_commands:
+        command = sub.add_parser(name, help=summary)
+        command.add_argument("--scenario", default="seed-4000", help="the load (a scenario name)")
+        for flag, settings in options.items():
+            command.add_argument(flag, **settings)
+        measuring_options(command)
+        command.set_defaults(func=func)
 
     listing = sub.add_parser("scenarios", help="list the scenarios")
     listing.set_defaults(func=command_scenarios)

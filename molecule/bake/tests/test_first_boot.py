@@ -3,6 +3,7 @@ and the image itself holds no secret."""
 
 from __future__ import annotations
 
+import json
 import secrets
 import subprocess
 import tarfile
@@ -60,6 +61,17 @@ def test_each_device_named_its_domain_after_itself(devices) -> None:
             "openssl x509 -noout -ext subjectAltName -in /etc/ejabberd/tls/device.pem"
         )
         assert f"DNS:{domain}," in names
+
+
+def test_first_boot_recorded_the_update_settings_for_the_dashboard(host) -> None:
+    """Before its first night, a new device already says updates are installed unattended
+    (and that none has run yet, unless apt's timer caught up at boot and the run said so)."""
+    status = json.loads(host.file("/var/lib/pi-im/updates/status.json").content_string)
+    assert status["result"] in ("not yet", "nothing", "installed"), status
+    assert status["unattended"] is True
+    assert "late/80-updates-status: ok" in host.check_output(
+        "journalctl -u pi-im-provision-late -o cat --no-pager"
+    )
 
 
 def test_the_console_answers_to_the_name_chosen_at_first_boot(host) -> None:

@@ -206,3 +206,32 @@ def test_the_restored_device_backs_up_into_the_same_place(host, restored) -> Non
     done = host.run("pi-im-backup run")
     assert done.rc == 0, done.stdout + done.stderr
     assert json.loads(done.stdout)["result"] == "ok"
+
+
+# A runtime drop-in: gone at the next boot, whatever happens to the test.
+BROKEN = "/run/systemd/system/pi-im-admin.service.d/50-test-broken.conf"
+
+
+def test_a_service_that_does_not_start_on_the_backup_is_named(host, restored) -> None:  # type: ignore[no-untyped-def]
+    """The backup is put in place, and a service then refuses to start (a step before its
+    start fails here, as a broken unit's would): the restore says so, names it and where to
+    look, exits 4, and does not claim the device is as it was."""
+    host.check_output(
+        f"mkdir -p {BROKEN.rsplit('/', 1)[0]} && printf '[Service]\\nExecStartPre=/bin/false\\n'"
+        f" > {BROKEN} && systemctl daemon-reload"
+    )
+    try:
+        done = restore(host, REPOSITORY)
+    finally:
+        host.check_output(
+            f"rm {BROKEN} && systemctl daemon-reload && systemctl reset-failed pi-im-admin; "
+            "systemctl start pi-im-admin"
+        )
+    assert done.rc == 4, done.stdout + done.stderr
+    assert "the backup is in place, but pi-im-admin did not start on it" in done.stderr
+    assert "journalctl -u pi-im-admin" in done.stderr
+    assert "as it was" not in done.stderr
+    assert "nothing on this device was changed" not in done.stderr
+    assert host.check_output("systemctl is-active ejabberd rabbitmq-server pi-im-admin") == (
+        "active\nactive\nactive"
+    )

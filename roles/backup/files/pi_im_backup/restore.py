@@ -30,6 +30,10 @@ class RestoreError(Exception):
     """The backup is refused (nothing changed) or a step failed (everything put back)."""
 
 
+class NotStarted(RestoreError):
+    """The backup is in place, but a service did not start on it."""
+
+
 @dataclass
 class Backup:
     """A snapshot restored into the state directory, not yet onto the device."""
@@ -255,23 +259,42 @@ def apply(backup: Backup, settings: Settings) -> None:
     swap = Swap()
     try:
         put_back(backup, settings, swap)
-    except (OSError, LookupError) as error:
+    except BaseException as error:  # whatever stopped it: the device as it was, running
         swap.undo()
+        unstarted = start(services)
+        if not isinstance(error, OSError | LookupError):
+            raise
         raise RestoreError(
             f"putting the backup in place failed, the device is as it was: {error}"
+            + (f" (but {', '.join(unstarted)} did not start again)" if unstarted else "")
         ) from error
-    finally:
-        provision("early")
-        for service in services:
-            systemctl("start", service)
-        provision("late")
     swap.finish()
+    unstarted = start(services)
     if any(path.startswith("/etc/ssh/") for path in put_back_roots(backup, settings)):
         systemctl("try-restart", "ssh")
+    if unstarted:
+        raise NotStarted(
+            f"the backup is in place, but {', '.join(unstarted)} did not start on it: see "
+            + ", ".join(f"journalctl -u {name}" for name in unstarted)
+        )
+
+
+def start(services: list[str]) -> list[str]:
+    """The device's provisioning and services, as at boot; the services that did not start."""
+    provision("early")
+    unstarted = []
+    for service in services:
+        try:
+            systemctl("start", service)
+        except RestoreError:
+            unstarted.append(service)
+    provision("late")
+    return unstarted
 
 
 def main(settings: Settings, location: str, snapshot_id: str, passphrase: str) -> int:
-    """0 restored; 1 refused, nothing changed; 3 failed while putting it in place, put back."""
+    """0 restored; 1 refused, nothing changed; 3 failed while putting it in place, put back;
+    4 restored, but a service did not start on it."""
     settings.state_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
     with (settings.state_dir / "lock").open("w") as lock:
         try:
@@ -287,6 +310,9 @@ def main(settings: Settings, location: str, snapshot_id: str, passphrase: str) -
                 print(f"note: {note}")
             changed = True
             apply(backup, settings)
+        except NotStarted as error:
+            print(f"pi-im-restore: {error}", file=sys.stderr)
+            return 4
         except (ResticError, RestoreError, OSError, sqlite3.Error) as error:
             print(f"pi-im-restore: {error}", file=sys.stderr)
             if not changed:
