@@ -7,8 +7,11 @@ clients; `check_*` read each back the same way."""
 from __future__ import annotations
 
 import asyncio
+import json
 import secrets
 import ssl
+import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import httpx
@@ -194,10 +197,52 @@ def check_console(story: Story, address: str, tls: ssl.SSLContext) -> None:
         assert web.get(f"/invite/{story.invite}").status_code == 200
 
 
+def broker_api(host, password: str, path: str) -> tuple[int, str]:  # type: ignore[no-untyped-def]
+    """A GET of RabbitMQ's management API as its administrator (the password on curl's
+    standard input, never its command line): the status and the body."""
+    answer = host.check_output(
+        "printf 'user = \"admin:%s\"\\n' " + f"'{password}'"
+        f" | curl -s -w '\\n%{{http_code}}' -K - http://127.0.0.1:15672/api/{path}"
+    )
+    body, _, status = answer.rpartition("\n")
+    return int(status), body
+
+
 def broker_takes(host, password: str) -> bool:  # type: ignore[no-untyped-def]
     """RabbitMQ's administrator signs in to the management API with this password."""
-    status = host.check_output(
-        "printf 'user = \"admin:%s\"\\n' " + f"'{password}'"
-        " | curl -s -o /dev/null -w '%{http_code}' -K - http://127.0.0.1:15672/api/whoami"
+    return broker_api(host, password, "whoami")[0] == 200
+
+
+def broker_alarms(host, password: str) -> list[str]:  # type: ignore[no-untyped-def]
+    """The resources RabbitMQ has raised an alarm for ("disk space", "memory")."""
+    body = json.loads(broker_api(host, password, "health/checks/alarms")[1])
+    return [alarm["resource"] for alarm in body.get("alarms", [])]
+
+
+# The device's SQLite databases: ejabberd's and the console's.
+DATABASES = ["/var/lib/ejabberd/pi-im.db", "/var/lib/pi-im-admin/admin.db"]
+
+
+def integrity(host) -> dict[str, str]:  # type: ignore[no-untyped-def]
+    """SQLite's integrity_check of each database, as it answers ("ok" when intact)."""
+    check = (
+        "python3 -c 'import sqlite3, sys; "
+        'print(sqlite3.connect(sys.argv[1]).execute("PRAGMA integrity_check").fetchone()[0])\' '
     )
-    return status == "200"
+    return {database: host.check_output(check + database) for database in DATABASES}
+
+
+def seconds_until(ready: Callable[[], bool], limit: float = 60.0) -> float:
+    """How long until `ready()` holds, polled; fails after `limit`."""
+    start = time.monotonic()
+    while not ready():
+        assert time.monotonic() - start < limit, "not so in time"
+        time.sleep(0.1)
+    return time.monotonic() - start
+
+
+def console_answers(address: str, tls: ssl.SSLContext) -> bool:
+    try:
+        return httpx.get(f"https://{address}:8080/signin", verify=tls, timeout=2).status_code == 200
+    except httpx.HTTPError:
+        return False

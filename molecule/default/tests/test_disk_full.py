@@ -11,11 +11,9 @@ was restarted."""
 from __future__ import annotations
 
 import asyncio
-import json
 import secrets
 import ssl
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 
 import httpx
 import pytest
@@ -33,37 +31,22 @@ MOUNT = "/srv/pi-im-test-state"
 STATE = ["/var/lib/ejabberd", "/var/lib/rabbitmq", "/var/lib/pi-im-admin"]
 SERVICES = ["rabbitmq-server", "ejabberd", "pi-im-admin"]
 FILLER = f"{MOUNT}/filler"
-DATABASES = ["/var/lib/ejabberd/pi-im.db", "/var/lib/pi-im-admin/admin.db"]
-INTEGRITY = (
-    "python3 -c 'import sqlite3, sys; "
-    'print(sqlite3.connect(sys.argv[1]).execute("PRAGMA integrity_check").fetchone()[0])\' '
-)
 SENT_WHILE_FULL = 20
 
 
-def waited(ready: Callable[[], bool], limit: float = 90.0) -> None:
-    start = time.monotonic()
-    while not ready():
-        assert time.monotonic() - start < limit, "still not so"
-        time.sleep(0.5)
-
-
-def services_up(host, base_url: str, tls: ssl.SSLContext) -> None:  # type: ignore[no-untyped-def]
+def services_up(host, address: str, tls: ssl.SSLContext) -> None:  # type: ignore[no-untyped-def]
+    """Each service started and answering (a start takes longer on a busy machine)."""
     for unit in SERVICES:
-        waited(lambda unit=unit: host.run(f"systemctl is-active {unit}").stdout.strip() == "active")
-    waited(lambda: host.run("ejabberdctl status").rc == 0)
-
-    def console() -> bool:
-        try:
-            return httpx.get(f"{base_url}/signin", verify=tls, timeout=2).status_code == 200
-        except httpx.HTTPError:
-            return False
-
-    waited(console)
+        family.seconds_until(
+            lambda unit=unit: host.run(f"systemctl is-active {unit}").stdout.strip() == "active",
+            90,
+        )
+    family.seconds_until(lambda: host.run("ejabberdctl status").rc == 0, 90)
+    family.seconds_until(lambda: family.console_answers(address, tls), 90)
 
 
 @pytest.fixture(scope="module")
-def small_card(host, base_url: str, device_tls: ssl.SSLContext) -> Iterator[None]:  # type: ignore[no-untyped-def]
+def small_card(host, address: str, device_tls: ssl.SSLContext) -> Iterator[None]:  # type: ignore[no-untyped-def]
     """The device's state on a file system of its own, as on a card; put back on the
     container's own file system afterwards, with whatever the tests changed in it."""
     stop = f"systemctl stop {' '.join(reversed(SERVICES))}"
@@ -76,7 +59,7 @@ def small_card(host, base_url: str, device_tls: ssl.SSLContext) -> Iterator[None
         f"{stop} && mkdir -p {MOUNT} && mount -t tmpfs -o size={SIZE},mode=0755 pi-im-state "
         f"{MOUNT} && {{ {move}; }} && {start}"
     )
-    services_up(host, base_url, device_tls)
+    services_up(host, address, device_tls)
     yield
     back = "; ".join(
         f"umount {path} && find {path} -mindepth 1 -delete && "
@@ -84,7 +67,7 @@ def small_card(host, base_url: str, device_tls: ssl.SSLContext) -> Iterator[None
         for path in STATE
     )
     host.check_output(f"rm -f {FILLER}; {stop} && {{ {back}; }} && umount {MOUNT} && {start}")
-    services_up(host, base_url, device_tls)
+    services_up(host, address, device_tls)
 
 
 def free_bytes(host) -> int:  # type: ignore[no-untyped-def]
@@ -127,16 +110,9 @@ def dashboard(owner_api: httpx.Client) -> dict[str, object]:
 
 
 def broker_alarm(host) -> bool:  # type: ignore[no-untyped-def]
-    """RabbitMQ's disk alarm, as its management API reports it."""
-    password = secret(host, "rabbitmq-admin-password")
-    health = json.loads(
-        host.check_output(
-            "printf 'user = \"admin:%s\"\\n' " + f"'{password}'"
-            " | curl -s -K - http://127.0.0.1:15672/api/health/checks/alarms"
-        )
-    )
-    # "disk space" (RabbitMQ 4), "disk" (3.x)
-    return any(alarm["resource"].startswith("disk") for alarm in health.get("alarms", []))
+    """RabbitMQ's disk alarm: "disk space" (RabbitMQ 4), "disk" (3.x)."""
+    alarms = family.broker_alarms(host, secret(host, "rabbitmq-admin-password"))
+    return any(resource.startswith("disk") for resource in alarms)
 
 
 def main_pids(host) -> dict[str, str]:  # type: ignore[no-untyped-def]
@@ -233,7 +209,7 @@ def test_full_online_messages_arrive_and_what_cannot_be_saved_is_refused(
 def test_full_the_broker_raises_its_alarm_and_the_console_says_so(
     host, members: list[Account], owner: Console, owner_api: httpx.Client
 ) -> None:  # type: ignore[no-untyped-def]
-    waited(lambda: broker_alarm(host), 30)
+    family.seconds_until(lambda: broker_alarm(host), 30)
     disk = dashboard(owner_api)
     assert disk["state"] == "full", disk
     assert disk["free_mb"] == 0
@@ -258,7 +234,7 @@ def test_room_again_everything_recovers_and_the_history_is_complete(
 ) -> None:  # type: ignore[no-untyped-def]
     alice, bob, carol = members
     host.check_output(f"rm {FILLER}")
-    waited(lambda: not broker_alarm(host), 60)
+    family.seconds_until(lambda: not broker_alarm(host), 60)
     assert dashboard(owner_api)["state"] == "ok"
 
     async def check() -> None:
@@ -290,8 +266,7 @@ def test_room_again_everything_recovers_and_the_history_is_complete(
 
     asyncio.run(check())
     assert owner_api.post("/invites", json={"hours": 1}).status_code == 201
-    for database in DATABASES:
-        assert host.check_output(INTEGRITY + database) == "ok"
+    assert set(family.integrity(host).values()) == {"ok"}
     assert main_pids(host) == pids
     assert host.check_output("systemctl --failed --no-legend --plain") == ""
     written = host.check_output(

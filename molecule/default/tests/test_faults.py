@@ -12,10 +12,8 @@ import secrets
 import ssl
 import subprocess
 import threading
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 
-import httpx
 import pytest
 
 import family
@@ -24,11 +22,6 @@ from containers import address_of
 
 # Back within this many seconds, by the issue's bound.
 BOUND = 10.0
-DATABASES = ["/var/lib/ejabberd/pi-im.db", "/var/lib/pi-im-admin/admin.db"]
-INTEGRITY = (
-    "python3 -c 'import sqlite3, sys; "
-    'print(sqlite3.connect(sys.argv[1]).execute("PRAGMA integrity_check").fetchone()[0])\' '
-)
 
 
 @pytest.fixture(scope="module")
@@ -38,22 +31,6 @@ def story(host, address: str, device_tls: ssl.SSLContext) -> family.Story:  # ty
 
 def main_pid(host, unit: str) -> str:  # type: ignore[no-untyped-def]
     return host.check_output(f"systemctl show --value -p MainPID {unit}")
-
-
-def seconds_until(ready: Callable[[], bool], limit: float = 60.0) -> float:
-    """How long until `ready()` holds, polled; fails after `limit`."""
-    start = time.monotonic()
-    while not ready():
-        assert time.monotonic() - start < limit, "not back"
-        time.sleep(0.1)
-    return time.monotonic() - start
-
-
-def console_answers(address: str, tls: ssl.SSLContext) -> bool:
-    try:
-        return httpx.get(f"https://{address}:8080/signin", verify=tls, timeout=2).status_code == 200
-    except httpx.HTTPError:
-        return False
 
 
 @pytest.mark.parametrize("service", ["ejabberd", "rabbitmq-server", "pi-im-admin"])
@@ -75,11 +52,11 @@ def test_a_service_killed_outright_is_back_within_ten_seconds(
         if service == "rabbitmq-server":
             return family.broker_takes(host, story.secrets["rabbitmq-admin-password"])
         if service == "pi-im-admin":
-            return console_answers(address, device_tls)
+            return family.console_answers(address, device_tls)
         return True
 
     host.check_output(f"kill -9 {victim}")
-    took = seconds_until(back)
+    took = family.seconds_until(back)
 
     print(f"{service}: back {took:.1f} s after kill -9")
     assert took < BOUND
@@ -133,20 +110,19 @@ def test_a_power_cut_mid_traffic_loses_nothing_kept(
     device_tls: ssl.SSLContext,
 ) -> None:
     with chatting(address, device_tls, accounts) as sent:
-        seconds_until(lambda: len(sent) >= 100)
+        family.seconds_until(lambda: len(sent) >= 100)
         subprocess.run(["docker", "kill", "--signal", "KILL", container], check=True)
     subprocess.run(["docker", "start", container], check=True)
     # The same container; Docker may give it another address.
     address = address_of(container)
     # Asked until systemd answers at all (docker exec may come before it is up).
-    seconds_until(
+    family.seconds_until(
         lambda: host.run("systemctl is-system-running").stdout.strip() not in ("", "offline")
     )
     state = host.run("systemctl is-system-running --wait").stdout.strip()
     assert state == "running", host.run("systemctl --failed --no-legend").stdout
-    for database in DATABASES:
-        assert host.check_output(INTEGRITY + database) == "ok"
-    seconds_until(lambda: console_answers(address, device_tls))
+    assert set(family.integrity(host).values()) == {"ok"}
+    family.seconds_until(lambda: family.console_answers(address, device_tls))
     assert family.broker_takes(host, story.secrets["rabbitmq-admin-password"])
 
     # What reached the archive before the cut is there, in order, without a gap; what was
