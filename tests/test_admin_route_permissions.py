@@ -112,6 +112,11 @@ def expected(method: str, path: str) -> Permission:
         ("/audit", Permission.VIEW_AUDIT),
         ("/reachability", Permission.VIEW_REACHABILITY),
         ("/broadcast", Permission.BROADCAST),
+        # Where backups go, the passphrase and a download of everything: the owner's.
+        ("/backups/target", Permission.MANAGE_BACKUPS),
+        ("/backups/passphrase", Permission.MANAGE_BACKUPS),
+        ("/backups/download", Permission.MANAGE_BACKUPS),
+        ("/backups", Permission.RUN_BACKUPS),
     ]:
         if section.startswith(prefix):
             return permission

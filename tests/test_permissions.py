@@ -25,6 +25,13 @@ def test_operator_manages_users_not_operators_or_tokens() -> None:
     assert allows(Role.ADMIN, Permission.VIEW_REACHABILITY)
 
 
+def test_admins_back_up_only_owners_choose_where_and_see_the_passphrase() -> None:
+    assert allows(Role.ADMIN, Permission.RUN_BACKUPS)
+    assert not allows(Role.OPERATOR, Permission.RUN_BACKUPS)
+    assert not allows(Role.ADMIN, Permission.MANAGE_BACKUPS)
+    assert allows(Role.OWNER, Permission.MANAGE_BACKUPS)
+
+
 def test_owner_may_do_everything() -> None:
     assert GRANTS[Role.OWNER] == set(Permission)
 

@@ -199,8 +199,8 @@ class Sample(BaseModel):
 class Backup(BaseModel):
     """The last backup's outcome, as the device's pi-im-backup wrote it."""
 
-    result: Literal["ok", "failed", "unset"] = Field(
-        description="ok; failed (see message); unset: no place for backups is set"
+    result: Literal["ok", "failed", "unset", "running"] = Field(
+        description="ok; failed (see message); unset: no place for backups is set; running"
     )
     started: str = Field(description="When it began (ISO 8601, UTC)")
     finished: str | None = None
@@ -210,6 +210,21 @@ class Backup(BaseModel):
     added: int | None = Field(default=None, description="Bytes new in this backup")
     message: str | None = Field(default=None, description="Why it failed, or why none is made")
     last_good: str | None = Field(default=None, description="When the last good one finished")
+
+
+class Release(BaseModel):
+    """Which release of the appliance converged the device last."""
+
+    version: str = Field(
+        description="The day of its commit and the commit (YYYY.MM.DD+abcdef0), '+changed' "
+        "when it came from a working tree with changes not committed"
+    )
+    commit: str = Field(description="The full commit, when known")
+    date: str = Field(description="The day of the commit (YYYY-MM-DD), when known")
+
+
+class BackupStarted(BaseModel):
+    message: str
 
 
 class Updates(BaseModel):
@@ -253,6 +268,7 @@ class Dashboard(BaseModel):
     federation: bool = Field(description="Whether users can reach other XMPP servers")
     shared_files: SharedFiles | None = Field(description="None when file sharing is off")
     backup: Backup | None = Field(description="None when the device has made none")
+    release: Release | None = Field(default=None, description="None when none is recorded")
     updates: Updates | None = Field(default=None, description="None before the first record")
     ejabberd_update: EjabberdUpdate | None = Field(
         default=None, description="None until an ejabberd or Erlang update came"

@@ -16,6 +16,10 @@ class Permission(StrEnum):
     VIEW_REACHABILITY = "view_reachability"
     MANAGE_OPERATORS = "manage_operators"
     MANAGE_TOKENS = "manage_tokens"
+    # The backups page and "back up now"; where backups go, the passphrase and a download of
+    # everything (secrets included) are the owner's alone.
+    RUN_BACKUPS = "run_backups"
+    MANAGE_BACKUPS = "manage_backups"
 
 
 class Role(StrEnum):
@@ -37,6 +41,7 @@ _ADMIN = _OPERATOR | {
     Permission.VIEW_REACHABILITY,
     Permission.MANAGE_OPERATORS,
     Permission.MANAGE_TOKENS,
+    Permission.RUN_BACKUPS,
 }
 
 GRANTS: dict[Role, frozenset[Permission]] = {

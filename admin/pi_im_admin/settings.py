@@ -93,6 +93,19 @@ class Settings:
     backup_status: Path = field(
         default_factory=lambda: Path(_env("BACKUP_STATUS", "/var/lib/pi-im/backup/status.json"))
     )
+    # The backups page: what pi-im-backup publishes for it, the console's own spool of
+    # requests to it (requests/, answers/), and the download it makes (readable by the group).
+    backup_console_state: Path = field(
+        default_factory=lambda: Path(
+            _env("BACKUP_CONSOLE_STATE", "/var/lib/pi-im/backup/console.json")
+        )
+    )
+    backup_spool: Path = field(
+        default_factory=lambda: Path(_env("BACKUP_SPOOL", "/var/lib/pi-im-admin/backup"))
+    )
+    backup_export_dir: Path = field(
+        default_factory=lambda: Path(_env("BACKUP_EXPORT_DIR", "/var/lib/pi-im/backup/export"))
+    )
     # The last nightly run of Debian's updates (the updates role's pi-im-updates-status), and
     # the last check of an ejabberd or Erlang update (the ejabberd role's package check).
     updates_status: Path = field(
@@ -102,6 +115,10 @@ class Settings:
         default_factory=lambda: Path(
             _env("EJABBERD_UPDATE_STATUS", "/var/lib/pi-im/updates/ejabberd.json")
         )
+    )
+    # Which release of the appliance the device runs (the release role writes it).
+    release_file: Path = field(
+        default_factory=lambda: Path(_env("RELEASE_FILE", "/etc/pi-im/release.json"))
     )
     # Where the device keeps its state (ejabberd's, RabbitMQ's, the console's): the dashboard
     # watches the file systems holding them. Below `storage_low_mb` free it warns; below

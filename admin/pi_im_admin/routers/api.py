@@ -11,7 +11,7 @@ from ..auth import ContextDep, api
 from ..errors import Problem
 from ..permissions import Permission as P
 from ..security import Principal
-from ..services import dashboard, groups, invites, operators, users
+from ..services import backups, dashboard, groups, invites, operators, users
 from ..web import invite_url
 
 _errors: dict[int | str, dict[str, object]] = {
@@ -244,6 +244,15 @@ async def get_dashboard(
     ctx: ContextDep,
 ):
     return await dashboard.overview(ctx)
+
+
+@router.post("/backups", response_model=models.BackupStarted, status_code=202, tags=["dashboard"])
+async def start_backup(
+    who: Annotated[Principal, Depends(api(P.RUN_BACKUPS))],
+    ctx: ContextDep,
+):
+    """Back up now, into the device's backup target; GET /dashboard shows the outcome."""
+    return {"message": await backups.run_now(ctx, who)}
 
 
 @router.get("/reachability", response_model=models.Reachability, tags=["dashboard"])

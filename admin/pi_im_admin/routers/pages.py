@@ -7,7 +7,7 @@ from collections.abc import Awaitable, Callable
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Form, Request
-from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from fastapi.responses import HTMLResponse, RedirectResponse, Response, StreamingResponse
 
 from .. import models, qr
 from ..auth import (
@@ -22,7 +22,7 @@ from ..errors import Problem
 from ..permissions import Permission as P
 from ..permissions import Role
 from ..security import Principal, new_token
-from ..services import dashboard, groups, invites, operators, users
+from ..services import backups, dashboard, groups, invites, operators, users
 from ..web import client_address, flash, invite_url, render
 
 router = APIRouter(include_in_schema=False)
@@ -186,6 +186,94 @@ async def reachability_again(
 ) -> Response:
     await ctx.reachability.report(ctx, fresh=True)
     return RedirectResponse("/reachability", 303)
+
+
+# Backups
+
+
+def backups_page(
+    request: Request, who: Principal, ctx: Context, status: int = 200, **values: Any
+) -> HTMLResponse:
+    backups.forget_answers(ctx.settings)
+    return render(
+        request, "backups.html", who, status, backup=backups.state(ctx.settings), **values
+    )
+
+
+@router.get("/backups")
+async def backup_overview(
+    request: Request,
+    who: Annotated[Principal, Depends(page(P.RUN_BACKUPS))],
+    ctx: ContextDep,
+) -> HTMLResponse:
+    return backups_page(request, who, ctx)
+
+
+@router.post("/backups/run")
+async def backup_now(
+    request: Request,
+    who: Annotated[Principal, Depends(form_action(P.RUN_BACKUPS))],
+    ctx: ContextDep,
+) -> Response:
+    return await act(request, "/backups", lambda: backups.run_now(ctx, who), str)
+
+
+@router.post("/backups/target")
+async def backup_target(
+    request: Request,
+    who: Annotated[Principal, Depends(form_action(P.MANAGE_BACKUPS))],
+    ctx: ContextDep,
+    location: Annotated[str, Form(max_length=1024)] = "",
+) -> Response:
+    return await act(request, "/backups", lambda: backups.set_target(ctx, who, location), str)
+
+
+@router.post("/backups/passphrase")
+async def backup_passphrase(
+    request: Request,
+    who: Annotated[Principal, Depends(form_action(P.MANAGE_BACKUPS))],
+    ctx: ContextDep,
+) -> Response:
+    async def show(passphrase: Any) -> HTMLResponse:
+        return backups_page(request, who, ctx, passphrase=passphrase)
+
+    return await reveal(request, "/backups", lambda: backups.show_passphrase(ctx, who), show)
+
+
+@router.post("/backups/download")
+async def backup_download_prepare(
+    request: Request,
+    who: Annotated[Principal, Depends(form_action(P.MANAGE_BACKUPS))],
+    ctx: ContextDep,
+) -> Response:
+    return await act(
+        request,
+        "/backups",
+        lambda: backups.prepare_download(ctx, who),
+        "The download is being prepared: this page offers it when it is ready.",
+    )
+
+
+@router.get("/backups/download/{name}")
+async def backup_download(
+    request: Request,
+    name: str,
+    who: Annotated[Principal, Depends(page(P.MANAGE_BACKUPS))],
+    ctx: ContextDep,
+) -> Response:
+    try:
+        filename, content = backups.download(ctx, who, name)
+    except Problem as problem:
+        flash(request, "error", problem.message)
+        return RedirectResponse("/backups", 303)
+    return StreamingResponse(
+        content,
+        media_type="application/x-tar",
+        headers={
+            "Content-Disposition": f'attachment; filename="{filename}"',
+            "Cache-Control": "no-store",
+        },
+    )
 
 
 # XMPP users

@@ -87,6 +87,7 @@ async def overview(ctx: Context) -> dict[str, object]:
         "federation": ctx.settings.federation,
         "certificate": certificate(ctx),
         "backup": status_file(ctx.settings.backup_status),
+        "release": status_file(ctx.settings.release_file),
         "updates": status_file(ctx.settings.updates_status),
         "ejabberd_update": status_file(ctx.settings.ejabberd_update_status),
         "shared_files": (

@@ -11,11 +11,18 @@ import httpx
 
 CSRF = re.compile(r'name="csrf" value="([^"]+)"')
 MESSAGE = re.compile(r'<p class="(notice|error)"[^>]*>([^<]*)</p>')
+# What the last action came to: base.html's message, which has no id (a page's own alerts do).
+FLASHED = re.compile(r'<p class="(notice|error)" role="(?:status|alert)">([^<]*)</p>')
 
 
 def messages(html: str) -> dict[str, str]:
     """The notice and error a page shows, as the operator reads them."""
     return {kind: unescape(text) for kind, text in MESSAGE.findall(html)}
+
+
+def flashed(html: str) -> dict[str, str]:
+    """What the page says of the action that led to it, without the page's own alerts."""
+    return {kind: unescape(text) for kind, text in FLASHED.findall(html)}
 
 
 class Console:
@@ -40,7 +47,7 @@ class Console:
         response = self.http.post(path, data={"csrf": self.csrf, **fields})
         assert response.status_code == 303, (response.status_code, response.text[:300])
         assert "?" not in response.headers["location"], response.headers["location"]
-        shown = messages(self.http.get(response.headers["location"]).text)
+        shown = flashed(self.http.get(response.headers["location"]).text)
         return shown.get("notice", ""), shown.get("error", "")
 
     def get(self, path: str) -> httpx.Response:

@@ -11,6 +11,7 @@ from pathlib import Path
 import httpx
 import pytest
 import zxingcpp
+from chromium import CHROMIUM, QUIET
 from PIL import Image
 from playwright.sync_api import Browser, Locator, Page, expect, sync_playwright
 
@@ -18,17 +19,6 @@ from conftest import DOMAIN, REPO, Account, create_user, secret
 from test_xmpp import roster_of, xmpp_login
 
 ARTIFACTS = REPO / "artifacts"
-CHROMIUM = "/usr/bin/chromium"
-# Without these Chromium keeps calling home, which this machine's closed network refuses.
-QUIET = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 
 
 def xmpp_login_beside_playwright(account: Account, cert: Path, address: str) -> str:

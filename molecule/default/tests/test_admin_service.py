@@ -4,16 +4,28 @@ against the real ejabberd behind it."""
 from __future__ import annotations
 
 import asyncio
+import json
 import re
 import secrets
 import ssl
+import subprocess
 from pathlib import Path
 
 import httpx
 import pytest
 
 from admin_console import Console, api, findings, messages
-from conftest import DOMAIN, Account, api_call, create_user, new_name, run_in_netns, secret, strong
+from conftest import (
+    DOMAIN,
+    REPO,
+    Account,
+    api_call,
+    create_user,
+    new_name,
+    run_in_netns,
+    secret,
+    strong,
+)
 from test_xmpp import Client, log_in, xmpp_login
 
 
@@ -573,6 +585,31 @@ def test_dashboard_shows_the_services(owner_api: httpx.Client, owner: Console) -
     # Backups are on, and no place for them is set: said at once, not after the first night.
     assert board["backup"]["result"] == "unset"
     assert "No backups are made: no place for them is set." in " ".join(page.text.split())
+
+
+def test_the_dashboard_shows_the_release_the_device_runs(
+    host, owner_api: httpx.Client, owner: Console
+) -> None:
+    """The release is this checkout's last commit, as the run that converged the device read
+    it (the day, the commit, and whether the tree had changes not committed)."""
+    commit, day = git("log", "-1", "--format=%H %cs").split()
+    changed = "+changed" if git("status", "--porcelain", "--untracked-files=no") else ""
+    recorded = json.loads(host.file("/etc/pi-im/release.json").content_string)
+    assert recorded == {
+        "version": f"{day.replace('-', '.')}+{commit[:7]}{changed}",
+        "commit": commit,
+        "date": day,
+    }
+    assert host.file("/etc/pi-im/release.json").mode == 0o644
+    assert owner_api.get("/dashboard").json()["release"] == recorded
+    shown = " ".join(owner.get("/").text.split())
+    assert f"The device runs pi-im-appliance {recorded['version']}." in shown
+
+
+def git(*args: str) -> str:
+    return subprocess.run(
+        ["git", "-C", str(REPO), *args], capture_output=True, text=True, check=True
+    ).stdout.strip()
 
 
 def test_reachability_reads_the_device_and_asks_only_the_dns_it_is_given(

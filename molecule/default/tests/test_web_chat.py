@@ -19,9 +19,9 @@ from urllib.parse import urlsplit
 
 import httpx
 import pytest
+from chromium import CHROMIUM, QUIET
 from PIL import Image
 from playwright.sync_api import Browser, Locator, Page, expect, sync_playwright
-from test_admin_browser import CHROMIUM, QUIET
 
 from conftest import DOMAIN, REPO, Account, api, create_user
 from test_xmpp import log_in

@@ -11,6 +11,7 @@ import pytest
 import testinfra
 import yaml
 
+from admin_console import Console
 from containers import address_of
 from device_api import device_tls as trusting_device
 
@@ -21,13 +22,13 @@ DOMAIN: str = GROUP_VARS["ejabberd_domain"]
 DEVICE_A = "pi-im-restore-a"
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def device_a():  # type: ignore[no-untyped-def]
     inventory = SCENARIO / "inventory/hosts.yml"
     return testinfra.get_host(f"ansible://{DEVICE_A}?ansible_inventory={inventory}")
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def address_a() -> str:
     return address_of(DEVICE_A)
 
@@ -37,7 +38,24 @@ def address_b(host) -> str:
     return address_of(host.backend.host)
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def tls_a(device_a) -> ssl.SSLContext:  # type: ignore[no-untyped-def]
     """A's certificate: after the restore, B must present the same one."""
     return trusting_device(device_a)
+
+
+@pytest.fixture(scope="session")
+def story(device_a, address_a: str, tls_a: ssl.SSLContext):  # type: ignore[no-untyped-def]
+    """What A's family made on it (family.Story), once for the whole scenario. Imported here:
+    family reads DOMAIN from this module."""
+    import family
+
+    return family.use(device_a, address_a, tls_a)
+
+
+@pytest.fixture(scope="session")
+def owner_a(address_a: str, tls_a: ssl.SSLContext, story) -> Console:  # type: ignore[no-untyped-def]
+    """A's owner, signed in to its console."""
+    owner = Console(f"https://{address_a}:8080", tls_a)
+    assert owner.sign_in("owner", story.secrets["admin-owner-password"]).status_code == 303
+    return owner

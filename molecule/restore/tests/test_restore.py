@@ -8,6 +8,7 @@ import json
 import ssl
 from html import unescape
 
+import backup_page
 import pytest
 
 import family
@@ -15,6 +16,7 @@ from admin_console import Console
 from conftest import GROUP_VARS
 from family import Story
 
+# Where A's owner sends backups from the console, and B's options name: the shared disk.
 REPOSITORY: str = GROUP_VARS["backup_repository"]
 DISK = "/media/backup"
 # A's passphrase, as its owner kept it: apart from the device, given to B in a file.
@@ -56,17 +58,16 @@ def with_settings(host, path: str, **changes: str) -> str:  # type: ignore[no-un
 
 
 @pytest.fixture(scope="module")
-def story(device_a, address_a: str, tls_a: ssl.SSLContext) -> Story:  # type: ignore[no-untyped-def]
-    return family.use(device_a, address_a, tls_a)
-
-
-@pytest.fixture(scope="module")
-def backed_up(device_a, story: Story) -> dict[str, object]:  # type: ignore[no-untyped-def]
-    done = device_a.run("pi-im-backup run")
-    assert done.rc == 0, done.stdout + done.stderr
+def backed_up(device_a, owner_a: Console) -> dict[str, object]:  # type: ignore[no-untyped-def]
+    """A's owner, whose device was flashed without a target, plugs the disk in, names it on
+    the Backups page and backs up from there."""
+    notice, error = owner_a.post("/backups/target", location=REPOSITORY)
+    assert not error
+    assert notice == f"Backups go to {REPOSITORY} from now on. Back up now to try it."
+    status = backup_page.back_up_now(device_a, owner_a)
     device_a.check_output(f"install -m 0600 /etc/pi-im/secrets/backup-passphrase {PASSPHRASE}")
     device_a.check_output(f"echo not-the-passphrase > {WRONG}")
-    return json.loads(done.stdout)
+    return status
 
 
 def test_the_used_device_backs_up_onto_the_disk(device_a, story: Story, backed_up) -> None:  # type: ignore[no-untyped-def]
@@ -82,10 +83,9 @@ def test_the_used_device_backs_up_onto_the_disk(device_a, story: Story, backed_u
 
 
 def test_the_console_shows_the_last_backup_and_a_failed_one(
-    device_a, address_a: str, tls_a: ssl.SSLContext, story: Story, backed_up
+    device_a, owner_a: Console, backed_up
 ) -> None:  # type: ignore[no-untyped-def]
-    owner = Console(f"https://{address_a}:8080", tls_a)
-    assert owner.sign_in("owner", story.secrets["admin-owner-password"]).status_code == 303
+    owner = owner_a
     shown = " ".join(unescape(owner.get("/").text).split())
     assert "The last backup was made at " in shown
     assert f"into <code>{REPOSITORY}</code>" in shown

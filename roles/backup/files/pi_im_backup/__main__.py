@@ -1,4 +1,4 @@
-"""pi-im-backup [run|status|snapshots] and pi-im-restore (the wrappers in /usr/local/sbin)."""
+"""pi-im-backup [run|status|snapshots|console] and pi-im-restore (wrappers in /usr/local/sbin)."""
 
 from __future__ import annotations
 
@@ -6,9 +6,10 @@ import argparse
 import getpass
 import json
 import sys
+from contextlib import suppress
 from pathlib import Path
 
-from . import backup, restore, settings
+from . import backup, console, restore, settings
 from .restic import ResticError
 
 
@@ -26,10 +27,14 @@ def parser() -> argparse.ArgumentParser:
     tool = top.add_subparsers(dest="tool", required=True)
     backing = tool.add_parser("backup", help="back the device up (pi-im-backup)")
     commands = backing.add_subparsers(dest="command")
-    commands.add_parser("run", help="one backup now (the default)")
+    running = commands.add_parser("run", help="one backup now (the default)")
+    running.add_argument(
+        "--if-unset", action="store_true", help="only record that no target is set, if none is"
+    )
     commands.add_parser("status", help="the last backup's outcome, as JSON")
     listing = commands.add_parser("snapshots", help="the backups in the repository, as JSON")
     listing.add_argument("--repository", help="another repository than the device's")
+    commands.add_parser("console", help="answer the console's requests (its path unit runs this)")
     restoring = tool.add_parser("restore", help="a backup onto this device (pi-im-restore)")
     restoring.add_argument(
         "--repository", help="where the backup is (default: the device's backup target)"
@@ -54,15 +59,24 @@ def main(argv: list[str] | None = None) -> int:
         path = chosen.status_file
         print(path.read_text().strip() if path.exists() else json.dumps({"result": "never"}))
         return 0
+    if args.command == "console":
+        return console.serve(chosen)
     if args.command == "snapshots":
         try:
-            found = backup.repository(chosen, args.repository).snapshots()
+            with backup.unpacked(chosen, args.repository or chosen.repository) as location:
+                found = backup.repository(chosen, location).snapshots()
         except ResticError as error:
             print(f"pi-im-backup: {error}", file=sys.stderr)
             return 1
         print(json.dumps(found, indent=1))
         return 0
-    return backup.main(chosen)
+    if getattr(args, "if_unset", False) and chosen.repository:
+        return 0
+    done = backup.main(chosen)
+    # A first backup to an SFTP server keeps its host key: the page shows it from now on.
+    with suppress(OSError, KeyError):
+        console.publish(chosen)
+    return done
 
 
 if __name__ == "__main__":

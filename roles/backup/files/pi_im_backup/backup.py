@@ -9,7 +9,10 @@ import json
 import os
 import shutil
 import sqlite3
+import tarfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -18,6 +21,7 @@ from .restic import Repository, ResticError, WrongPassphrase, file_password
 from .settings import Settings
 
 STAGING = "snapshot"
+SAFE_EXTRACTION = {"filter": "data"} if hasattr(tarfile, "data_filter") else {}
 
 
 class BackupError(Exception):
@@ -25,8 +29,8 @@ class BackupError(Exception):
 
 
 NO_TARGET = (
-    "no backup target is set: plug in a disk and set backup_repository "
-    "(a directory on it), or an SFTP server (sftp:user@host:/path)"
+    "no backup target is set: plug in a disk and choose a directory on it, or an SFTP server "
+    "(sftp:user@host:/path), on the console's Backups page or with backup_repository"
 )
 
 
@@ -42,6 +46,43 @@ def repository(
         ssh_key=settings.ssh_key_file,
         known_hosts=settings.state_dir / "known_hosts",
     )
+
+
+@contextmanager
+def unpacked(settings: Settings, location: str) -> Iterator[str]:
+    """A download from the console (a .tar of one repository) is read from a copy unpacked
+    into the state directory; any other location as it is."""
+    if not (location.endswith(".tar") and Path(location).is_file()):
+        yield location
+        return
+    into = settings.state_dir / "unpacked"
+    shutil.rmtree(into, ignore_errors=True)
+    into.mkdir(mode=0o700, parents=True)
+    try:
+        try:
+            with tarfile.open(location) as archive:
+                # Only files and directories, nothing outside: checked here as well, for a
+                # Python without tarfile's filters.
+                members = archive.getmembers()
+                for member in members:
+                    parts = Path(member.name).parts
+                    if (
+                        not (member.isfile() or member.isdir())
+                        or member.name.startswith("/")
+                        or ".." in parts
+                    ):
+                        raise tarfile.TarError(f"{member.name!r} is not part of a backup")
+                archive.extractall(into, members, **SAFE_EXTRACTION)
+        except (tarfile.TarError, OSError) as error:
+            raise ResticError(
+                f"{location} is not a whole download of a backup ({error})"
+            ) from error
+        tops = list(into.iterdir())
+        if len(tops) != 1 or not tops[0].is_dir():
+            raise ResticError(f"{location} holds no backup downloaded from the console")
+        yield str(tops[0])
+    finally:
+        shutil.rmtree(into, ignore_errors=True)
 
 
 def mount_of(path: Path, mountinfo: Path = Path("/proc/self/mountinfo")) -> tuple[str, str]:
@@ -155,31 +196,52 @@ def now() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds")
 
 
-def main(settings: Settings) -> int:
+class Busy(Exception):
+    pass
+
+
+@contextmanager
+def locked(settings: Settings, wait: bool = False) -> Iterator[None]:
+    """One backup, restore or download at a time: they share the staging directory."""
     settings.state_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
     with (settings.state_dir / "lock").open("w") as lock:
         try:
-            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            print("pi-im-backup: a backup or restore is running already")
-            return 1
-        began = time.monotonic()
-        status: dict[str, object] = {"started": now(), "repository": settings.repository}
-        if not settings.repository:
-            # Not a failure: the owner has not chosen a target yet (the console asks).
-            status |= {"result": "unset", "message": NO_TARGET}
-        else:
-            try:
-                status |= run(settings) | {"result": "ok"}
-            except (
-                BackupError,
-                ResticError,
-                snapshot.SnapshotError,
-                OSError,
-                sqlite3.Error,
-            ) as error:
-                status |= {"result": "failed", "message": str(error)}
-        status |= {"finished": now(), "seconds": round(time.monotonic() - began, 1)}
-        write_status(settings, status)
+            fcntl.flock(lock, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
+        except BlockingIOError as error:
+            raise Busy("a backup or restore is running already") from error
+        yield
+
+
+def main(settings: Settings) -> int:
+    try:
+        with locked(settings):
+            status = backed_up(settings)
+    except Busy as error:
+        print(f"pi-im-backup: {error}")
+        return 1
     print(json.dumps(status))
     return 0 if status["result"] in ("ok", "unset") else 1
+
+
+def backed_up(settings: Settings) -> dict[str, object]:
+    """One run, its outcome written for the console ("running" while it runs)."""
+    began = time.monotonic()
+    status: dict[str, object] = {"started": now(), "repository": settings.repository}
+    if not settings.repository:
+        # Not a failure: the owner has not chosen a target yet (the console asks).
+        status |= {"result": "unset", "message": NO_TARGET}
+    else:
+        write_status(settings, status | {"result": "running"})
+        try:
+            status |= run(settings) | {"result": "ok"}
+        except (
+            BackupError,
+            ResticError,
+            snapshot.SnapshotError,
+            OSError,
+            sqlite3.Error,
+        ) as error:
+            status |= {"result": "failed", "message": str(error)}
+    status |= {"finished": now(), "seconds": round(time.monotonic() - began, 1)}
+    write_status(settings, status)
+    return status

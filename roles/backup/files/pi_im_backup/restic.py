@@ -12,9 +12,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-# sftp:user@host:/path, or sftp://user@host:port//path (restic's two spellings).
+# sftp:user@host:/path, or sftp://user@host:port//path (restic's two spellings). The login
+# is one argument of ssh: neither part may begin with "-", or ssh would read it as an option.
 SFTP = re.compile(
-    r"^sftp:(?://)?(?P<login>[^@/:\s]+@[^@/:\s]+)(?::(?P<port>\d+))?[:/](?P<path>.*)\Z"
+    r"^sftp:(?://)?(?P<login>[A-Za-z0-9_.][A-Za-z0-9_.-]{0,31}@[A-Za-z0-9][A-Za-z0-9.-]{0,252})"
+    r"(?::(?P<port>\d{1,5}))?[:/](?P<path>[^\x00-\x1f\x7f]*)\Z"
 )
 # What restic says when the passphrase opens no key (0.14 and 0.18 alike).
 WRONG_PASSPHRASE = "wrong password or no key found"
@@ -52,10 +54,14 @@ class Repository:
 
     def options(self) -> list[str]:
         """An SFTP server is reached with the device's own key, its host key kept on first use."""
+        if not self.is_sftp:
+            return []
         found = SFTP.match(self.location)
         if not found:
-            return []
+            raise ResticError(f"{self.location}: not an SFTP place (sftp:user@host:/path)")
         ssh = ["ssh", "-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=accept-new"]
+        # Host names in the clear, so the Backups page can say which server each key is of.
+        ssh += ["-o", "HashKnownHosts=no"]
         if self.ssh_key:
             ssh += ["-i", str(self.ssh_key), "-o", "IdentitiesOnly=yes"]
         if self.known_hosts:
@@ -122,6 +128,17 @@ class Repository:
 
 
 def classify(output: str, location: str) -> ResticError:
+    if "Host key verification failed" in output:
+        return ResticError(
+            f"Host key verification failed: the SFTP server of {location} shows another key than "
+            "it did the first time (another machine at its address, or the same one "
+            "reinstalled). If you trust it, remove its line from /var/lib/pi-im-backup/known_hosts"
+        )
+    if "Permission denied (publickey" in output:
+        return ResticError(
+            f"the SFTP server of {location} did not let the device in: put the device's key "
+            "(shown on the console's Backups page) into that account's ~/.ssh/authorized_keys"
+        )
     if WRONG_PASSPHRASE in output:
         return WrongPassphrase("wrong passphrase: it opens no key of the backup")
     if any(sign in output for sign in NO_REPOSITORY):

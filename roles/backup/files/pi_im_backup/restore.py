@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from . import rabbitmq, snapshot
-from .backup import STAGING, repository
+from .backup import STAGING, repository, unpacked
 from .restic import ResticError, environment_password
 from .settings import Settings
 
@@ -50,7 +50,8 @@ def fetch(settings: Settings, location: str, passphrase: str, snapshot_id: str) 
     target = settings.state_dir / "restore"
     shutil.rmtree(target, ignore_errors=True)
     target.mkdir(mode=0o700, parents=True)
-    repository(settings, location, environment_password(passphrase)).restore(snapshot_id, target)
+    with unpacked(settings, location) as place:
+        repository(settings, place, environment_password(passphrase)).restore(snapshot_id, target)
     manifest = target / (settings.state_dir / STAGING / snapshot.MANIFEST).relative_to("/")
     try:
         return Backup(target, json.loads(manifest.read_text()))

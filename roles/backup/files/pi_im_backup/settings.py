@@ -23,6 +23,8 @@ class Database:
 
 @dataclass(frozen=True)
 class Settings:
+    # Where backups go: the playbook's backup_repository, else the one the owner chose in the
+    # console (target_file); "" when neither is set.
     repository: str
     secrets_dir: Path
     passphrase_secret: str
@@ -40,6 +42,16 @@ class Settings:
     configured_domain: str
     # The last backup's outcome, readable by the console (nothing secret in it).
     status_file: Path
+    # Whether the playbook set the repository (the console then shows it, never changes it).
+    repository_fixed: bool = False
+    # The target the owner chose in the console, used when the playbook sets none.
+    target_file: Path = Path("/var/lib/pi-im/backup/target")
+    # The console's requests and their answers (its own directory), what the page shows, and
+    # the download it asked for (root's, readable by the console's group).
+    console_spool: Path = Path("/var/lib/pi-im-admin/backup")
+    console_user: str = "pi-im-admin"
+    console_state: Path = Path("/var/lib/pi-im/backup/console.json")
+    export_dir: Path = Path("/var/lib/pi-im/backup/export")
 
     @property
     def passphrase_file(self) -> Path:
@@ -50,10 +62,18 @@ class Settings:
         return self.secrets_dir / self.ssh_key_secret
 
 
+def chosen_target(path: Path) -> str:
+    try:
+        return path.read_text().strip()
+    except FileNotFoundError:
+        return ""
+
+
 def load(path: Path = SETTINGS) -> Settings:
     raw = json.loads(path.read_text())
+    target_file = Path(raw.get("target_file", Settings.target_file))
     return Settings(
-        repository=raw["repository"],
+        repository=raw["repository"] or chosen_target(target_file),
         secrets_dir=Path(raw["secrets_dir"]),
         passphrase_secret=raw["passphrase_secret"],
         ssh_key_secret=raw["ssh_key_secret"],
@@ -68,4 +88,10 @@ def load(path: Path = SETTINGS) -> Settings:
         domain_file=Path(raw["domain_file"]),
         configured_domain=raw["configured_domain"],
         status_file=Path(raw["status_file"]),
+        repository_fixed=bool(raw["repository"]),
+        target_file=target_file,
+        console_spool=Path(raw.get("console_spool", Settings.console_spool)),
+        console_user=raw.get("console_user", Settings.console_user),
+        console_state=Path(raw.get("console_state", Settings.console_state)),
+        export_dir=Path(raw.get("export_dir", Settings.export_dir)),
     )
