@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
 
-.PHONY: help venv engine base-image base-image-bookworm host-packages collections demo demo-down lint test upgrade-test bench bench-faults bench-disk-full bench-wear bench-peers bench-compare bench-tuning bench-logins bench-accounts-remove image image-test clean
+.PHONY: help venv engine release base-image base-image-bookworm host-packages collections demo demo-down lint test upgrade-test bench bench-faults bench-disk-full bench-wear bench-peers bench-compare bench-tuning bench-logins bench-accounts-remove image image-test clean
 
 help:
 	@echo "make demo       run the appliance in a local container standing in for a Pi"
@@ -19,6 +19,7 @@ help:
 	@echo "make bench-wear    what the device writes to its card per hour: idle, then under that load"
 	@echo "make bench-peers / bench-compare   the same against stock ejabberd, Prosody and the appliance on bookworm"
 	@echo "make bench-logins  what a login costs: SCRAM through SASL and SASL2, FAST tokens"
+	@echo "make release    one archive a device applies to itself: pi-im-update --from FILE (build/release/)"
 	@echo "make image      build the Pi 4 SD-card image from Debian's archive (root; ~50 min, ~15 with its caches)"
 	@echo "make image-test boot that image under qemu-system-aarch64 and check it (root; ~15 min)"
 
@@ -47,6 +48,11 @@ demo: venv collections base-image
 
 demo-down: venv engine
 	ansible-playbook playbooks/demo-down.yml -e '{"demo_container_forget": $(if $(filter 1 true yes,$(DEMO_FORGET)),true,false)}'
+
+# What `pi-im-update --from FILE` applies on a device: playbooks, roles, the console's wheels for
+# both CPUs and Converse, nothing to fetch there (scripts/make_release.py).
+release: venv
+	python scripts/make_release.py $(if $(VERSION),--version $(VERSION))
 
 lint: venv collections
 	yamllint --strict .

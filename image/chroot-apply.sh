@@ -68,8 +68,14 @@ im_servers:
       ansible_connection: community.general.chroot
 YAML
 
+# The options the image is built with, recorded on it: a device applies them again when it
+# updates itself to a newer release (pi-im-update).
+ansible_python=$(sed -n '1s/^#! *//p' "$(command -v ansible-playbook)")
+$ansible_python "$here/image/recorded_options.py" "$@" >"$inventory/recorded-options.json"
+
 log "applying ${playbook#"$here"/} to $rootfs"
-ANSIBLE_CONFIG="$here/ansible.cfg" ansible-playbook -i "$inventory/hosts.yml" "$playbook" "$@"
+ANSIBLE_CONFIG="$here/ansible.cfg" ansible-playbook -i "$inventory/hosts.yml" "$playbook" "$@" \
+  -e "@$inventory/recorded-options.json"
 
 log "removing per-device state (made again at first boot)"
 rm -f "$rootfs"/var/lib/rabbitmq/.erlang.cookie "$rootfs"/var/lib/ejabberd/.erlang.cookie

@@ -223,6 +223,21 @@ class Release(BaseModel):
     date: str = Field(description="The day of the commit (YYYY-MM-DD), when known")
 
 
+class ApplianceUpdate(BaseModel):
+    """The last newer release the device applied to itself (pi-im-update)."""
+
+    result: Literal["ok", "failed", "running"] = Field(
+        description="ok; failed (see step and message; back says whether all was put back)"
+    )
+    to: str = Field(description="The release applied")
+    from_: str = Field(alias="from", description="The release the device ran before")
+    started: str
+    finished: str | None = None
+    step: str | None = Field(default=None, description="run: the playbooks; verify: the services")
+    message: str | None = None
+    back: bool | None = Field(default=None, description="Whether everything was put back as it was")
+
+
 class BackupStarted(BaseModel):
     message: str
 
@@ -269,6 +284,9 @@ class Dashboard(BaseModel):
     shared_files: SharedFiles | None = Field(description="None when file sharing is off")
     backup: Backup | None = Field(description="None when the device has made none")
     release: Release | None = Field(default=None, description="None when none is recorded")
+    appliance_update: ApplianceUpdate | None = Field(
+        default=None, description="None until the device applied a release to itself"
+    )
     updates: Updates | None = Field(default=None, description="None before the first record")
     ejabberd_update: EjabberdUpdate | None = Field(
         default=None, description="None until an ejabberd or Erlang update came"

@@ -120,6 +120,12 @@ class Settings:
     release_file: Path = field(
         default_factory=lambda: Path(_env("RELEASE_FILE", "/etc/pi-im/release.json"))
     )
+    # The last time the device applied a newer release to itself (pi-im-update).
+    appliance_update_status: Path = field(
+        default_factory=lambda: Path(
+            _env("APPLIANCE_UPDATE_STATUS", "/var/lib/pi-im/updates/appliance.json")
+        )
+    )
     # Where the device keeps its state (ejabberd's, RabbitMQ's, the console's): the dashboard
     # watches the file systems holding them. Below `storage_low_mb` free it warns; below
     # `storage_full_mb` (RabbitMQ's disk limit, where it stops taking messages) it says full.

@@ -88,6 +88,7 @@ async def overview(ctx: Context) -> dict[str, object]:
         "certificate": certificate(ctx),
         "backup": status_file(ctx.settings.backup_status),
         "release": status_file(ctx.settings.release_file),
+        "appliance_update": status_file(ctx.settings.appliance_update_status),
         "updates": status_file(ctx.settings.updates_status),
         "ejabberd_update": status_file(ctx.settings.ejabberd_update_status),
         "shared_files": (

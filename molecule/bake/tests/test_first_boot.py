@@ -10,8 +10,9 @@ import tarfile
 
 import httpx
 import pytest
+import yaml
 
-from conftest import IMAGE
+from conftest import IMAGE, SCENARIO
 from containers import address_of
 from device_api import device_tls, succeed
 from xmpp_framed import FramedClient, WebSocketTransport
@@ -135,3 +136,15 @@ def test_bulk_benchmark_accounts_are_off_by_default(devices) -> None:
     on an appliance unless its operator turned it on (ejabberd_bench_accounts)."""
     for device in devices.values():
         assert not device.file("/usr/local/sbin/pi-im-bench-accounts").exists
+
+
+def test_the_image_records_its_options_and_release_for_updating_itself(host) -> None:  # type: ignore[no-untyped-def]
+    """The options the image was built with (molecule/bake/vars/bake.yml) are what a
+    pi-im-update applies again; the release is the checkout's; Ansible is there to run it."""
+    given = yaml.safe_load((SCENARIO / "vars" / "bake.yml").read_text())
+    options = host.file("/etc/pi-im/site/options.json")
+    assert (options.user, options.mode) == ("root", 0o600)
+    assert json.loads(options.content_string) == given
+    assert json.loads(host.file("/etc/pi-im/release.json").content_string)["commit"]
+    assert "core 2.19" in host.check_output("ansible-playbook --version")
+    assert json.loads(host.check_output("pi-im-update status")) == {"result": "never"}

@@ -1,0 +1,1 @@
+"""pi-im-update: a newer release of the appliance applied by the device to itself."""
