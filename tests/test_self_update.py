@@ -164,6 +164,32 @@ def test_the_managed_files_are_put_back_exactly(tmp_path: Path) -> None:
     assert not list(chosen.state_dir.iterdir())
 
 
+def test_a_refused_release_is_not_kept(tmp_path: Path) -> None:
+    chosen = settings(tmp_path)
+    chosen.state_dir.mkdir()
+    chosen.release_file.write_text(json.dumps({"version": "2099.01.01+abc1234"}))
+    archive = archive_of(tmp_path, a_release("2099.01.01+abc1234"))
+    with pytest.raises(Refused, match="is the release the device runs"):
+        update.stage(chosen, str(archive), "", reinstall=False)
+    assert not chosen.staged.exists()
+    assert not (chosen.state_dir / update.STAGED).exists()
+
+
+def test_an_update_that_cannot_keep_the_files_changes_nothing(tmp_path: Path) -> None:
+    """No room, say, for the snapshot: the run never starts, and the status says so."""
+    chosen = settings(tmp_path)
+    chosen.state_dir.mkdir()
+    (chosen.roots[0]).mkdir()
+    staged = {"tree": str(chosen.staged / "tree"), "version": "2099.01.01+x"}
+    (chosen.state_dir / update.STAGED).write_text(json.dumps(staged))
+    (chosen.state_dir / snapshot.ARCHIVE).mkdir()
+    status = update.apply(chosen)
+    assert (status["result"], status["step"], status["back"]) == ("failed", "snapshot", True)
+    assert "nothing was changed" in str(status["message"])
+    assert json.loads(chosen.status_file.read_text())["step"] == "snapshot"
+    assert sorted(p.name for p in chosen.state_dir.iterdir()) == []
+
+
 def test_the_failed_task_is_read_from_ansibles_output(tmp_path: Path) -> None:
     """A real ansible-playbook run that fails, read as pi-im-update reads its log."""
     play = tmp_path / "play.yml"

@@ -120,6 +120,7 @@ def test_what_is_not_a_newer_release_changes_nothing(host, releases, tmp_path: P
         assert "nothing on the device was changed" in done.stderr
     assert host.check_output(MANAGED) == before
     assert json.loads(host.check_output("pi-im-update status")) == {"result": "never"}
+    assert not host.file("/var/lib/pi-im-update/staged").exists
 
 
 def test_a_newer_release_is_applied_and_nothing_is_lost(  # type: ignore[no-untyped-def]

@@ -70,4 +70,4 @@ def remove(path: Path) -> None:
 def forget(settings: Settings) -> None:
     """The snapshot holds the device's secrets: gone as soon as it is not needed."""
     for name in (ARCHIVE, LISTING):
-        (settings.state_dir / name).unlink(missing_ok=True)
+        remove(settings.state_dir / name)

@@ -104,7 +104,16 @@ def playbook(settings: Settings, tree: Path, *extra: str) -> list[str]:
 
 
 def stage(settings: Settings, source: str, sha256: str, reinstall: bool) -> Release:
-    """The release fetched, checked and unpacked beside the device's own; nothing changes."""
+    """The release fetched, checked and unpacked beside the device's own; nothing changes
+    (a refused release is not kept)."""
+    try:
+        return staged(settings, source, sha256, reinstall)
+    except Refused:
+        shutil.rmtree(settings.staged, ignore_errors=True)
+        raise
+
+
+def staged(settings: Settings, source: str, sha256: str, reinstall: bool) -> Release:
     check_ansible()
     archive = settings.state_dir / "incoming.tar.gz"
     try:
@@ -137,16 +146,8 @@ def apply(settings: Settings) -> dict[str, object]:
         "started": now(),
     }  # fmt: skip
     write_status(settings, status)
-    snapshot.take(settings)
     try:
-        run(settings, tree)
-        settle(settings)
-    except Failed as failure:
-        status |= {"result": "failed", "step": failure.step, "message": failure.message}
-        status["back"] = undo(settings)
-    else:
-        keep(settings, tree, staged["version"], before)
-        status["result"] = "ok"
+        status |= applied(settings, tree, staged["version"], before)
     finally:
         snapshot.forget(settings)
         (settings.state_dir / STAGED).unlink(missing_ok=True)
@@ -154,6 +155,31 @@ def apply(settings: Settings) -> dict[str, object]:
     status["finished"] = now()
     write_status(settings, status)
     return status
+
+
+def applied(
+    settings: Settings, tree: Path, version: str, before: Release | None
+) -> dict[str, object]:
+    try:
+        snapshot.take(settings)
+    except (OSError, subprocess.CalledProcessError) as error:
+        # Nothing was changed yet: the device is as it was.
+        message = f"the managed files could not be kept, so nothing was changed ({error})"
+        return {"result": "failed", "step": "snapshot", "message": message, "back": True}
+    try:
+        run(settings, tree)
+        settle(settings)
+    except Failed as failure:
+        return {
+            "result": "failed",
+            "step": failure.step,
+            "message": failure.message,
+            "back": undo(settings),
+        }
+    except OSError as error:
+        return {"result": "failed", "step": "run", "message": str(error), "back": undo(settings)}
+    keep(settings, tree, version, before)
+    return {"result": "ok"}
 
 
 def run(settings: Settings, tree: Path) -> None:
