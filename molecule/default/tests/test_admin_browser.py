@@ -11,9 +11,9 @@ from pathlib import Path
 import httpx
 import pytest
 import zxingcpp
-from chromium import CHROMIUM, QUIET
+from chromium import launched
 from PIL import Image
-from playwright.sync_api import Browser, Locator, Page, expect, sync_playwright
+from playwright.sync_api import Browser, Locator, Page, expect
 
 from conftest import DOMAIN, REPO, Account, create_user, secret
 from test_xmpp import roster_of, xmpp_login
@@ -45,14 +45,8 @@ def sign_in(page: Page, host, base: str) -> None:  # type: ignore[no-untyped-def
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
-    if not Path(CHROMIUM).exists():
-        pytest.fail(
-            "Debian's chromium is missing: make test installs it (apt-get install chromium)"
-        )
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=QUIET)
-        yield browser
-        browser.close()
+    with launched() as started:
+        yield started
 
 
 @pytest.fixture

@@ -19,9 +19,9 @@ from urllib.parse import urlsplit
 
 import httpx
 import pytest
-from chromium import CHROMIUM, QUIET
+from chromium import launched
 from PIL import Image
-from playwright.sync_api import Browser, Locator, Page, expect, sync_playwright
+from playwright.sync_api import Browser, Locator, Page, expect
 
 from conftest import DOMAIN, REPO, Account, api, create_user
 from test_xmpp import log_in
@@ -122,16 +122,8 @@ def test_nothing_but_the_web_chat_is_served(
 def browser(address: str) -> Iterator[Browser]:
     """Chromium that finds the device's domain at its address, as a member's finds it on the
     LAN (mDNS or the router's DNS): the page, its WebSocket and shared files are one origin."""
-    if not Path(CHROMIUM).exists():
-        pytest.fail(
-            "Debian's chromium is missing: make test installs it (apt-get install chromium)"
-        )
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(
-            executable_path=CHROMIUM, args=[*QUIET, f"--host-resolver-rules=MAP {DOMAIN} {address}"]
-        )
-        yield browser
-        browser.close()
+    with launched(f"--host-resolver-rules=MAP {DOMAIN} {address}") as started:
+        yield started
 
 
 def signed_in(

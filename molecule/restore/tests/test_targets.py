@@ -17,8 +17,8 @@ from pathlib import Path
 import backup_page
 import pytest
 import testinfra
-from chromium import CHROMIUM, QUIET
-from playwright.sync_api import Page, expect, sync_playwright
+from chromium import launched
+from playwright.sync_api import Page, expect
 
 from admin_console import Console, flashed
 from conftest import DOMAIN, REPO
@@ -107,13 +107,11 @@ def test_a_server_showing_another_host_key_is_refused(  # type: ignore[no-untype
 @pytest.fixture
 def page(story: Story) -> Iterator[Page]:
     """Debian's Chromium, accepting the device's own certificate as a user does once."""
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=QUIET)
+    with launched() as browser:
         context = browser.new_context(
             viewport={"width": 1280, "height": 900}, ignore_https_errors=True
         )
         yield context.new_page()
-        browser.close()
 
 
 def test_the_page_in_a_browser_backs_up_and_refreshes_until_done(

@@ -17,6 +17,7 @@ import stat
 import subprocess
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -169,8 +170,7 @@ def export(settings: Settings) -> dict[str, Any]:
     settings.export_dir.mkdir(mode=0o750, parents=True)
     os.chown(settings.export_dir, 0, console_gid)
     domain = settings.domain_file.read_text().strip()
-    name = f"pi-im-backup-{domain}-{backup.now()[:19].replace('-', '').replace(':', '')}"
-    name = name.replace("T", "-")
+    name = f"pi-im-backup-{domain}-{datetime.now(UTC).strftime('%Y%m%d-%H%M%S')}"
     staging = settings.state_dir / backup.STAGING
     with backup.locked(settings, wait=True):
         try:

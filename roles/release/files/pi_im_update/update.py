@@ -23,6 +23,7 @@ from .release import Refused, Release
 from .settings import Settings
 
 STAGED = "staged.json"
+RUN_OPTIONS = "options.json"
 LOG = "update.log"
 # Debian trixie's ansible-core runs the playbooks on the device; bookworm's 2.14 is too old.
 ANSIBLE_AT_LEAST = (2, 19)
@@ -88,16 +89,20 @@ def check_ansible() -> None:
         )
 
 
-def playbook(settings: Settings, tree: Path, *extra: str) -> list[str]:
-    """The device's own run, with the options it was built with; those are recorded again
-    as they are (release_options), for the next update."""
+def stage_options(settings: Settings) -> None:
+    """The options the device was built with, for the run; recorded again as they are
+    (release_options), for the next update."""
     options = json.loads(settings.options.read_text())
-    run_options = settings.state_dir / "options.json"
-    run_options.write_text(json.dumps(options | {"release_options": options}))
+    (settings.state_dir / RUN_OPTIONS).write_text(
+        json.dumps(options | {"release_options": options})
+    )
+
+
+def playbook(settings: Settings, tree: Path, *extra: str) -> list[str]:
     return [
         "ansible-playbook",
         "-i", str(settings.inventory),
-        "-e", f"@{run_options}",
+        "-e", f"@{settings.state_dir / RUN_OPTIONS}",
         *extra,
         str(tree / "playbooks" / "site.yml"),
     ]  # fmt: skip
@@ -110,6 +115,7 @@ def stage(settings: Settings, source: str, sha256: str, reinstall: bool) -> Rele
         return staged(settings, source, sha256, reinstall)
     except Refused:
         shutil.rmtree(settings.staged, ignore_errors=True)
+        (settings.state_dir / RUN_OPTIONS).unlink(missing_ok=True)
         raise
 
 
@@ -122,6 +128,7 @@ def staged(settings: Settings, source: str, sha256: str, reinstall: bool) -> Rel
     finally:
         archive.unlink(missing_ok=True)
     release.check_newer(new, installed(settings), reinstall)
+    stage_options(settings)
     done = subprocess.run(
         playbook(settings, tree, "--syntax-check"),
         env=ansible_environment(tree), capture_output=True, text=True, check=False,
@@ -150,7 +157,8 @@ def apply(settings: Settings) -> dict[str, object]:
         status |= applied(settings, tree, staged["version"], before)
     finally:
         snapshot.forget(settings)
-        (settings.state_dir / STAGED).unlink(missing_ok=True)
+        for name in (STAGED, RUN_OPTIONS):
+            (settings.state_dir / name).unlink(missing_ok=True)
         shutil.rmtree(settings.staged, ignore_errors=True)
     status["finished"] = now()
     write_status(settings, status)
