@@ -11,6 +11,7 @@ import getpass
 import io
 import json
 import os
+import socket
 import tarfile
 import threading
 from pathlib import Path
@@ -328,6 +329,12 @@ def test_a_download_that_is_not_one_is_refused(
             "remove its line from /var/lib/pi-im-backup/known_hosts",
         ),
         (
+            # What reached the CI once: restic ended before passing on ssh's last line.
+            "subprocess ssh: @@@@@@@@\nsubprocess ssh: @    WARNING: REMOTE HOST IDENTIFICATION "
+            "HAS CHANGED!     @\nsubprocess ssh: @@@@@@@@\nFatal: unable to open repository",
+            "remove its line from /var/lib/pi-im-backup/known_hosts",
+        ),
+        (
             "subprocess ssh: keeper@nas: Permission denied (publickey).\nFatal: unable to open",
             "into that account's ~/.ssh/authorized_keys",
         ),
@@ -337,3 +344,21 @@ def test_what_an_sftp_server_refused_says_what_to_do(said: str, shown: str) -> N
     error = restic.classify(said, "sftp:keeper@nas:/srv/pi-im")
     assert shown in str(error)
     assert "sftp:keeper@nas:/srv/pi-im" in str(error)
+
+
+def test_an_sftp_server_not_reached_is_said_in_ssh_own_words(tmp_path: Path) -> None:
+    """restic may end before it passes on ssh's last line; the reason is asked of ssh itself."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    # Nothing listens on the port now: ssh is refused at once.
+    repo = restic.Repository(
+        f"sftp://keeper@127.0.0.1:{port}//srv/pi-im",
+        restic.environment_password("not used"),
+        tmp_path,
+        known_hosts=tmp_path / "known_hosts",
+    )
+    assert f"port {port}: Connection refused" in repo.ssh_said()
+    with pytest.raises(restic.ResticError) as refused:
+        repo.snapshots()
+    assert str(refused.value).endswith(f"port {port}: Connection refused")

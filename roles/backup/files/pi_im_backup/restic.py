@@ -27,6 +27,10 @@ NO_REPOSITORY = (
 )
 
 
+# ssh's banner and its last line when a server shows another host key than the one kept.
+HOST_KEY_CHANGED = ("REMOTE HOST IDENTIFICATION HAS CHANGED", "Host key verification failed")
+
+
 class ResticError(Exception):
     """restic failed; the message says why in words an owner can act on."""
 
@@ -53,9 +57,10 @@ class Repository:
         return self.location.startswith("sftp:")
 
     def options(self) -> list[str]:
+        return ["-o", f"sftp.command={shlex.join(self.ssh())}"] if self.is_sftp else []
+
+    def ssh(self) -> list[str]:
         """An SFTP server is reached with the device's own key, its host key kept on first use."""
-        if not self.is_sftp:
-            return []
         found = SFTP.match(self.location)
         if not found:
             raise ResticError(f"{self.location}: not an SFTP place (sftp:user@host:/path)")
@@ -68,8 +73,23 @@ class Repository:
             ssh += ["-o", f"UserKnownHostsFile={self.known_hosts}"]
         if found["port"]:
             ssh += ["-p", found["port"]]
-        ssh += [found["login"], "-s", "sftp"]
-        return ["-o", f"sftp.command={shlex.join(ssh)}"]
+        return [*ssh, found["login"], "-s", "sftp"]
+
+    def ssh_said(self) -> str:
+        """What ssh itself says when it reaches the server, read to its end."""
+        try:
+            done = subprocess.run(
+                self.ssh(),
+                env={"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "HOME": str(self.cache_dir)},
+                stdin=subprocess.DEVNULL,
+                capture_output=True,
+                text=True,
+                timeout=60,
+                check=False,
+            )
+        except subprocess.TimeoutExpired:
+            return "ssh gave no answer in 60 s"
+        return done.stderr
 
     def run(self, args: Sequence[str], timeout: float = 6 * 3600) -> str:
         env = {
@@ -89,9 +109,15 @@ class Repository:
             )
         except subprocess.TimeoutExpired as error:
             raise ResticError(f"restic {args[0]} gave no answer in {timeout:.0f} s") from error
-        if done.returncode != 0:
-            raise classify(done.stderr or done.stdout, self.location)
-        return done.stdout
+        if done.returncode == 0:
+            return done.stdout
+        said = done.stderr or done.stdout
+        error = classify(said, self.location)
+        if self.is_sftp and type(error) is ResticError:
+            # restic can end before it has passed on ssh's last line, the one that says why:
+            # ask ssh again, alone, and read all it says.
+            error = classify(f"{said}\n{self.ssh_said()}", self.location)
+        raise error
 
     def exists(self) -> bool:
         try:
@@ -128,7 +154,7 @@ class Repository:
 
 
 def classify(output: str, location: str) -> ResticError:
-    if "Host key verification failed" in output:
+    if any(sign in output for sign in HOST_KEY_CHANGED):
         return ResticError(
             f"Host key verification failed: the SFTP server of {location} shows another key than "
             "it did the first time (another machine at its address, or the same one "
