@@ -57,8 +57,8 @@ release: venv
 lint: venv collections
 	yamllint --strict .
 	ansible-lint --profile production
-	ruff check molecule admin bench tests image scripts roles dev plugins
-	ruff format --check molecule admin bench tests image scripts roles dev plugins
+	ruff check molecule admin bench events tests image scripts roles dev plugins
+	ruff format --check molecule admin bench events tests image scripts roles dev plugins
 # Regular files only: awk stops at the first symlinked directory it is given.
 	shellcheck -x $$(git ls-files -s | awk '$$1 != 120000 {print $$4}' | xargs awk 'FNR == 1 && FILENAME !~ /\.j2$$/ && /^#!.*(\/|env )(ba|da)?sh/ {print FILENAME} {nextfile}')
 	python scripts/options_reference.py --check

@@ -3,9 +3,10 @@
 set -euo pipefail
 venv=${1:-.venv}
 stamp="$venv/.requirements.sha256"
-# What gets installed: the toolchain pins and the [project] tables of the admin service and
-# the benchmark. Lint settings in the root pyproject.toml must not rebuild the virtualenv.
-project=$(python3 -c 'import json, sys, tomllib; print(json.dumps([tomllib.load(open(f, "rb"))["project"] for f in sys.argv[1:]], sort_keys=True))' admin/pyproject.toml bench/pyproject.toml 2>/dev/null || cat admin/pyproject.toml bench/pyproject.toml)
+# What gets installed: the toolchain pins and the [project] tables of the admin service, the
+# benchmark and the events package. Lint settings in the root pyproject.toml must not rebuild
+# the virtualenv.
+project=$(python3 -c 'import json, sys, tomllib; print(json.dumps([tomllib.load(open(f, "rb"))["project"] for f in sys.argv[1:]], sort_keys=True))' admin/pyproject.toml bench/pyproject.toml events/pyproject.toml 2>/dev/null || cat admin/pyproject.toml bench/pyproject.toml events/pyproject.toml)
 want=$( { cat requirements.txt; echo "$project"; } | sha256sum | cut -d' ' -f1)
 
 log() { printf '==> %s\n' "$*" >&2; }

@@ -35,3 +35,28 @@ def test_the_definitions_give_the_administrator_everything_in_its_vhost_only() -
     (user,) = document["users"]
     assert user["tags"] == ["administrator"]
     assert "correct horse" not in json.dumps(document)
+
+
+def test_the_events_publisher_may_write_to_its_exchange_and_nothing_else() -> None:
+    document = provision["event_bus"]("pi-im", "pi-im.events", "ejabberd", "correct horse battery")
+    assert document["permissions"] == [
+        {
+            "user": "ejabberd",
+            "vhost": "pi-im",
+            "configure": "^$",
+            "write": r"^pi\-im\.events$",
+            "read": "^$",
+        }
+    ]
+    (exchange,) = document["exchanges"]
+    assert (exchange["type"], exchange["durable"], exchange["auto_delete"]) == (
+        "topic",
+        True,
+        False,
+    )
+    (user,) = document["users"]
+    assert user["tags"] == []
+    assert provision["hash_matches"](user["password_hash"], "correct horse battery")
+    assert not provision["hash_matches"](user["password_hash"], "correct horse battery!")
+    assert not provision["hash_matches"]("not base64 at all!", "correct horse battery")
+    assert "correct horse" not in json.dumps(document)

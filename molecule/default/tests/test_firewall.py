@@ -54,7 +54,7 @@ def test_the_appliances_services_are_reachable(address: str, port: int, name: st
     assert reachable(address, port), name
 
 
-@pytest.mark.parametrize("port", [5269, 5281, 5672, 15672, 4369])
+@pytest.mark.parametrize("port", [5269, 5281, 5672, 15672, 61613, 4369])
 def test_private_and_federation_ports_are_closed(address: str, port: int) -> None:
     assert not reachable(address, port)
 

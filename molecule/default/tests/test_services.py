@@ -23,6 +23,7 @@ LOOPBACK = {
     5281: "ejabberd api",
     5672: "amqp",
     15672: "rabbitmq management",
+    61613: "stomp (the event bus)",
     4369: "epmd",
     25672: "rabbitmq distribution",
 }

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import base64
+import grp
 import json
 import os
 import re
@@ -133,6 +134,26 @@ def macros(domain: str, turn: str, origins: list[str]) -> str:
     )
 
 
+def events_password() -> list[str]:
+    """The event bus's password where ejabberd reads it (root:ejabberd 0640), from its device
+    secret, which the rabbitmq role's provisioning gives the publishing user."""
+    path = Path(SETTINGS.get("EVENTS_PASSWORD_FILE") or "/nonexistent")
+    if not SETTINGS.get("EVENTS_SECRET"):
+        if path.exists():
+            path.unlink()
+            return [f"removed {path} (no events published)"]
+        return []
+    text = secret(SETTINGS["EVENTS_SECRET"]) + "\n"
+    if path.exists() and path.read_text() == text:
+        return []
+    with tempfile.NamedTemporaryFile("w", dir=path.parent, delete=False) as tmp:
+        os.fchmod(tmp.fileno(), 0o640)
+        os.fchown(tmp.fileno(), 0, grp.getgrnam("ejabberd").gr_gid)
+        tmp.write(text)
+    Path(tmp.name).replace(path)
+    return [f"wrote {path}"]
+
+
 def device_macros() -> list[str]:
     """ejabberd's macros from the settled domain, the host name and the address as they are
     now (run at every start of ejabberd: DHCP may have given the device another address)."""
@@ -140,9 +161,10 @@ def device_macros() -> list[str]:
     turn = turn_address(lan)
     host_name = HOSTNAME_FILE.read_text() if HOSTNAME_FILE.exists() else ""
     origins = web_origins(domain, host_name, lan)
+    actions = events_password()
     if replace(DEVICE_MACROS, macros(domain, turn, origins), 0o644):
-        return [f"wrote {DEVICE_MACROS} (calls relayed at {turn})"]
-    return []
+        actions.append(f"wrote {DEVICE_MACROS} (calls relayed at {turn})")
+    return actions
 
 
 def replace(path: Path, text: str, mode: int) -> bool:

@@ -1,5 +1,5 @@
 #!/usr/bin/python3
-"""Per-device provisioning of RabbitMQ: vhost, administrator, no guest.
+"""Per-device provisioning of RabbitMQ: vhost, administrator, the event bus, no guest.
 
 Runs on the device (from Ansible today, from the first-boot unit when baked into an image).
 The password is generated here and reaches the broker as a salted hash through
@@ -16,6 +16,7 @@ import hashlib
 import json
 import os
 import pwd
+import re
 import subprocess
 import sys
 import tempfile
@@ -63,7 +64,21 @@ def password_hash(password: str) -> str:
     return base64.b64encode(salt + hashlib.sha256(salt + password.encode()).digest()).decode()
 
 
+def hash_matches(stored: str, password: str) -> bool:
+    try:
+        raw = base64.b64decode(stored, validate=True)
+    except ValueError:
+        return False
+    salt, digest = raw[:4], raw[4:]
+    return hashlib.sha256(salt + password.encode()).digest() == digest
+
+
 PERMISSIONS = ("configure", "write", "read")
+
+
+def publisher_rights(exchange: str) -> dict[str, str]:
+    """ejabberd's: publish to the events exchange, nothing else (no queue, no read)."""
+    return {"configure": "^$", "write": f"^{re.escape(exchange)}$", "read": "^$"}
 
 
 class ManagementApi:
@@ -102,6 +117,20 @@ class ManagementApi:
     def has_user(self, user: str) -> bool:
         return self.get(f"/api/users/{quote(user, safe='')}") is not None
 
+    def publishes(self, vhost: str, user: str, password: str, exchange: str) -> bool:
+        """The exchange is there as made, and the user signs in with this password and may
+        write to it alone."""
+        found = self.get(f"/api/exchanges/{quote(vhost, safe='')}/{quote(exchange, safe='')}")
+        if found is None or (found.get("type"), found.get("durable")) != ("topic", True):
+            return False
+        account = self.get(f"/api/users/{quote(user, safe='')}")
+        if account is None or not hash_matches(str(account.get("password_hash")), password):
+            return False
+        rights = self.get(f"/api/permissions/{quote(vhost, safe='')}/{quote(user, safe='')}")
+        return rights is not None and all(
+            rights.get(k) == v for k, v in publisher_rights(exchange).items()
+        )
+
 
 def definitions(vhost: str, admin: str, password: str) -> dict[str, object]:
     return {
@@ -119,6 +148,33 @@ def definitions(vhost: str, admin: str, password: str) -> dict[str, object]:
     }
 
 
+def event_bus(vhost: str, exchange: str, publisher: str, password: str) -> dict[str, object]:
+    """The durable topic exchange ejabberd publishes the events to, and its publisher."""
+    return {
+        "users": [
+            {
+                "name": publisher,
+                "password_hash": password_hash(password),
+                "hashing_algorithm": "rabbit_password_hashing_sha256",
+                "tags": [],
+                "limits": {},
+            }
+        ],
+        "permissions": [{"user": publisher, "vhost": vhost} | publisher_rights(exchange)],
+        "exchanges": [
+            {
+                "name": exchange,
+                "vhost": vhost,
+                "type": "topic",
+                "durable": True,
+                "auto_delete": False,
+                "internal": False,
+                "arguments": {},
+            }
+        ],
+    }
+
+
 def main() -> int:
     settings = json.loads(SETTINGS.read_text())
     vhost, admin = settings["vhost"], settings["admin_user"]
@@ -131,6 +187,16 @@ def main() -> int:
         document = json.dumps(definitions(vhost, admin, password))
         import_definitions(document)
         actions.append(f"imported vhost {vhost} and administrator {admin}")
+    events = settings["events"]
+    publisher_password = secret(events["publisher_secret"])
+    if not api.publishes(vhost, events["publisher"], publisher_password, events["exchange"]):
+        document = json.dumps(
+            event_bus(vhost, events["exchange"], events["publisher"], publisher_password)
+        )
+        import_definitions(document)
+        actions.append(
+            f"imported exchange {events['exchange']} and publisher {events['publisher']}"
+        )
     if api.has_user("guest"):
         rabbitmqctl("delete_user", "guest")
         actions.append("deleted guest")
