@@ -19,6 +19,7 @@ help:
 	@echo "make bench-wear    what the device writes to its card per hour: idle, then under that load"
 	@echo "make bench-peers / bench-compare   the same against stock ejabberd, Prosody and the appliance on bookworm"
 	@echo "make bench-logins  what a login costs: SCRAM through SASL and SASL2, FAST tokens"
+	@echo "make bench-events  what the event bus costs: events on, with message text, and off"
 	@echo "make release    one archive a device applies to itself: pi-im-update --from FILE (build/release/)"
 	@echo "make image      build the Pi 4 SD-card image from Debian's archive (root; ~50 min, ~15 with its caches)"
 	@echo "make image-test boot that image under qemu-system-aarch64 and check it (root; ~15 min)"
@@ -112,6 +113,11 @@ bench-tuning: venv collections
 # SCRAM through SASL, through SASL2, and FAST token logins (bench/logins.toml).
 bench-logins: venv collections
 	python -m pi_im_bench variants bench/logins.toml --target docker:pi-im-demo $(BENCH_OPTIONS)
+
+# The event bus on, with message text, and off (bench/events.toml): p99, lost messages and
+# events, and the server's and RabbitMQ's CPU per message.
+bench-events: venv collections
+	python -m pi_im_bench variants bench/events.toml --target docker:pi-im-demo $(BENCH_OPTIONS)
 
 bench-accounts-remove: venv
 	python -m pi_im_bench accounts remove --target $(BENCH_TARGET)

@@ -16,12 +16,18 @@ ROOT = Path(__file__).resolve().parents[1]
 TUNING = tomllib.loads((ROOT / "bench" / "tuning.toml").read_text())
 COMPARE = tomllib.loads((ROOT / "bench" / "compare.toml").read_text())
 LOGINS = tomllib.loads((ROOT / "bench" / "logins.toml").read_text())
+EVENTS = tomllib.loads((ROOT / "bench" / "events.toml").read_text())
 SPECS = yaml.safe_load((ROOT / "roles" / "ejabberd" / "meta" / "argument_specs.yml").read_text())
 OPTIONS = SPECS["argument_specs"]["main"]["options"]
 INVENTORY = yaml.safe_load((ROOT / "inventory" / "demo" / "hosts.yml").read_text())
 ALL_VARIANTS = [
     (plan, variant)
-    for plan, variants in (("tuning", TUNING), ("compare", COMPARE), ("logins", LOGINS))
+    for plan, variants in (
+        ("tuning", TUNING),
+        ("compare", COMPARE),
+        ("logins", LOGINS),
+        ("events", EVENTS),
+    )
     for variant in variants["variant"]
 ]
 
@@ -94,3 +100,16 @@ def test_logins_compares_sasl_sasl2_and_fast_on_the_same_reconnect_storm():
     assert all(c.warm for c in chosen)  # every client logged in before: a reconnect storm
     assert {(c.name, c.steps[0].sessions) for c in chosen} == {("reconnect-4000", 4000)}
     assert [c.mechanism for c in chosen] == [None] * 5 + ["PLAIN"]
+
+
+def test_events_measures_the_seed_claim_with_the_bus_as_shipped_with_text_and_off():
+    variants = EVENTS["variant"]
+    assert [v.get("vars", {}) for v in variants] == [
+        {},
+        {"ejabberd_events_bodies": True},
+        {"ejabberd_events": []},
+    ]
+    for variant in variants:
+        chosen = plan_scenario(EVENTS, variant, {})
+        assert chosen.name == "seed-4000"
+        assert [(s.sessions, s.messages_per_second) for s in chosen.steps] == [(4000, 1000)]

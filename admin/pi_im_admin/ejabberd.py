@@ -210,6 +210,20 @@ class Ejabberd:
     async def stat(self, name: str) -> int:
         return _number(await self.call("stats", name=name))
 
+    async def event_bus_status(self) -> dict[str, object] | None:
+        """How the server's events reach RabbitMQ (the appliance's mod_event_bus); None when
+        no events are published."""
+        try:
+            status = await self.call("event_bus_status", host=self.domain)
+        except NotFound:
+            return None
+        counts = ("buffered", "in_flight", "confirmed", "dropped")
+        return {
+            "connected": str(status["connected"]).lower() == "true",
+            **{name: int(status[name]) for name in counts},
+            "last_error": str(status["last_error"]),
+        }
+
     async def upload_usage(self) -> tuple[int, int] | None:
         """Bytes and files members have shared (XEP-0363); None when file sharing is off
         (the command comes with the appliance's mod_upload_space)."""

@@ -272,6 +272,17 @@ class EjabberdUpdate(BaseModel):
     reason: str | None = Field(default=None, description="Why it was refused")
 
 
+class EventBus(BaseModel):
+    """How the server's events reach RabbitMQ (docs/events.md), since ejabberd started."""
+
+    connected: bool
+    buffered: int = Field(description="Events waiting for RabbitMQ to confirm them")
+    in_flight: int = Field(description="Of those, sent and not yet confirmed")
+    confirmed: int
+    dropped: int = Field(description="Events dropped while the buffer was full")
+    last_error: str = Field(description="Why RabbitMQ was last unreachable; empty when it is not")
+
+
 class Dashboard(BaseModel):
     domain: str = Field(description="The XMPP domain: addresses are name@domain")
     registered: int
@@ -290,6 +301,9 @@ class Dashboard(BaseModel):
     updates: Updates | None = Field(default=None, description="None before the first record")
     ejabberd_update: EjabberdUpdate | None = Field(
         default=None, description="None until an ejabberd or Erlang update came"
+    )
+    event_bus: EventBus | None = Field(
+        default=None, description="None when the device publishes no events"
     )
 
 

@@ -17,6 +17,7 @@ from typing import Any
 
 from . import disk_full, faults, netpath, report, scenario, vanish, wear
 from .accounts import Manifest, derive_accounts, helper_rows
+from .events import EventCount
 from .probe_reader import Probe
 from .run import execute
 from .target import (
@@ -126,6 +127,9 @@ def measure(
         target.run(["systemctl", "restart", info["service"]], timeout=300)
     probe = Probe(target, info["server"], chosen.max_seconds + 420)
     probe.start()
+    # The appliance's event bus: every message sent should become one event.
+    events = EventCount(target)
+    counting = events.bind()
     try:
         waited = probe.settle()
         print(
@@ -137,8 +141,12 @@ def measure(
         result = execute(
             chosen, target, info["domain"], accounts, probe, args.cafile, args.client_cpus
         ).as_dict()
+        if counting:
+            result["events"] = events.tally(sum(step["sent"] for step in result["steps"]))
     finally:
         probe.stop()
+        if counting:
+            events.remove()
     if label:
         result["target"] = label
     return result

@@ -2,7 +2,8 @@
 
 Standard library only, because it runs wherever the server runs. Prints one JSON line
 per interval: the server process's resident memory and CPU seconds and, for ejabberd,
-the Erlang VM's own memory split (erl_call), until the time bound or a broken pipe.
+the Erlang VM's own memory split (erl_call) and the CPU seconds of RabbitMQ, which takes
+its events, until the time bound or a broken pipe.
 """
 
 import json
@@ -16,6 +17,8 @@ PATTERNS = {
     "ejabberd": re.compile(r"beam\.smp.*-sname ejabberd"),
     "prosody": re.compile(r"lua.*prosody"),
 }
+# RabbitMQ's VM (Debian's unit starts it with `-s rabbit boot`).
+BROKER = re.compile(r"beam\.smp.* -s rabbit boot")
 ERL_CALL = "/usr/lib/erlang/bin/erl_call"
 # The VM's memory split, and how many ports and processes it holds (sized by ejabberdctl.cfg).
 ERLANG_QUERY = (
@@ -24,18 +27,37 @@ ERLANG_QUERY = (
 )
 
 
-def find_server(kind):
+def processes():
+    """(pid, command line) of every process that can be read."""
     for pid in filter(str.isdigit, os.listdir("/proc")):
         try:
             with open(f"/proc/{pid}/cmdline", "rb") as f:
-                cmdline = f.read().replace(b"\0", b" ").decode(errors="replace")
+                yield int(pid), f.read().replace(b"\0", b" ").decode(errors="replace")
         except OSError:
             continue
-        kinds = PATTERNS if kind == "auto" else {kind: PATTERNS[kind]}
+
+
+def find_server(kind):
+    kinds = PATTERNS if kind == "auto" else {kind: PATTERNS[kind]}
+    for pid, cmdline in processes():
         for name, pattern in kinds.items():
             if pattern.search(cmdline):
-                return name, int(pid), cmdline
+                return name, pid, cmdline
     return None, None, ""
+
+
+def find_broker():
+    return next((pid for pid, cmdline in processes() if BROKER.search(cmdline)), None)
+
+
+def broker_cpu_seconds(pid):
+    """None without a broker, or once it went away (a run that restarts it)."""
+    if pid is None:
+        return None
+    try:
+        return cpu_seconds(pid)
+    except OSError:
+        return None
 
 
 def status(pid):
@@ -101,6 +123,7 @@ def main():
         print(json.dumps({"type": "error", "error": f"no {kind} server process"}), flush=True)
         return 1
     print(json.dumps(info(found, pid, cmdline)), flush=True)
+    broker = find_broker() if found == "ejabberd" else None
     while time.monotonic() < deadline:
         try:
             sample = {
@@ -113,6 +136,7 @@ def main():
             return 1
         if found == "ejabberd":
             sample["erlang"] = erlang_memory(cmdline)
+            sample["broker_cpu_s"] = broker_cpu_seconds(broker)
         try:
             print(json.dumps(sample), flush=True)
         except BrokenPipeError:

@@ -21,6 +21,7 @@ class ServerSample:
     rss_kb: int
     cpu_s: float
     erlang: dict[str, int] | None  # erlang:memory() split, port_count, process_count
+    broker_cpu_s: float | None = None  # RabbitMQ's, beside the appliance's ejabberd
 
     @property
     def erlang_total(self) -> int | None:
@@ -62,7 +63,11 @@ class Probe:
             else:
                 self.samples.append(
                     ServerSample(
-                        time.monotonic(), record["rss_kb"], record["cpu_s"], record.get("erlang")
+                        time.monotonic(),
+                        record["rss_kb"],
+                        record["cpu_s"],
+                        record.get("erlang"),
+                        record.get("broker_cpu_s"),
                     )
                 )
 

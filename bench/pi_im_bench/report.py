@@ -46,7 +46,7 @@ def markdown(results: list[dict[str, Any]]) -> str:
             f"- **{result['target']}** ({info.get('server')}, {info.get('machine')}, "
             f"CPUs allowed {info.get('cpus_allowed')}, nofile {info.get('nofile')}): "
             f"scenario `{result['scenario']}`, {result['wall_s']} s, "
-            f"stopped: {result['stopped_because']}"
+            f"stopped: {result['stopped_because']}" + events_line(result.get("events"))
         )
     return "\n".join(["# Benchmark summary", "", *header, "", *lines, ""])
 
@@ -114,11 +114,27 @@ def plot(results: list[dict[str, Any]], path: Path) -> None:
     plt.close(figure)
 
 
+def events_line(events: dict[str, int] | None) -> str:
+    if not events:
+        return ""
+    return (
+        f"; events: {events['published']:,} published for {events['sent']:,} messages "
+        f"({events['lost']:,} lost, {events['repeated']:,} repeated)"
+    )
+
+
+def per_message(step: dict[str, Any], cpu_s: float) -> float | None:
+    """Microseconds of CPU per message sent."""
+    return 1e6 * cpu_s / step["sent"] if step["sent"] else None
+
+
 def medians(results: list[dict[str, Any]]) -> str:
     """Runs labelled "NAME #n": one row per NAME with the median over its rounds."""
     groups: dict[str, list[dict[str, Any]]] = {}
     for result in results:
-        groups.setdefault(result["target"].rsplit(" #", 1)[0], []).extend(result["steps"][:1])
+        events = result.get("events") or {}
+        first = [{**step, "events_lost": events.get("lost")} for step in result["steps"][:1]]
+        groups.setdefault(result["target"].rsplit(" #", 1)[0], []).extend(first)
     columns = {
         "RSS KB/session": lambda s: s["rss_per_session_kb"],
         "login CPU ms/session": lambda s: s["login_server_cpu_ms_per_session"],
@@ -127,6 +143,12 @@ def medians(results: list[dict[str, Any]]) -> str:
         "p50 ms": lambda s: s["latency_ms"]["p50"],
         "p99 ms": lambda s: s["latency_ms"]["p99"],
         "lost": lambda s: s["lost"],
+        "events lost": lambda s: s["events_lost"],
+        # What a message costs the server over the traffic; with RabbitMQ's share beside.
+        "server CPU µs/msg": lambda s: per_message(s, s["traffic_server_cpu_s"]),
+        "+ RabbitMQ µs/msg": lambda s: per_message(
+            s, s["traffic_server_cpu_s"] + (s.get("traffic_broker_cpu_s") or 0)
+        ),
     }
     lines = [
         "",

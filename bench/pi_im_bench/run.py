@@ -53,6 +53,8 @@ class StepResult:
     login_mechanisms: dict[str, int] = field(default_factory=dict)
     # The server idle with the step's sessions online, then each step of relayed calls.
     idle_server_cpu_percent: float | None = None
+    # RabbitMQ's CPU over the traffic (the appliance: what publishing the events cost there).
+    traffic_broker_cpu_s: float | None = None
     calls: list[dict[str, Any]] = field(default_factory=list)
     verdict: str = ""
 
@@ -365,6 +367,11 @@ class Coordinator:
             login_mechanisms=dict(self.total_counter("mechanisms") - mechanisms_before),
             idle_server_cpu_percent=round(100 * idle_cpu, 1),
             calls=placed,
+            traffic_broker_cpu_s=(
+                None
+                if after_traffic.broker_cpu_s is None or after_idle.broker_cpu_s is None
+                else round(after_traffic.broker_cpu_s - after_idle.broker_cpu_s, 2)
+            ),
         )
 
     def place_calls(self) -> list[dict[str, Any]]:

@@ -94,6 +94,7 @@ async def overview(ctx: Context) -> dict[str, object]:
         "shared_files": (
             {"megabytes": round(shared[0] / 2**20, 1), "files": shared[1]} if shared else None
         ),
+        "event_bus": await ctx.ejabberd.event_bus_status(),
     }
 
 

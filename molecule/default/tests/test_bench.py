@@ -72,6 +72,24 @@ def test_server_was_sampled_on_the_device(smoke: dict) -> None:
     assert step["erlang_after_login"]["process_count"] - before >= 50
 
 
+def test_every_message_became_one_event_and_rabbitmq_was_sampled(host, smoke: dict) -> None:
+    """The appliance's event bus under the run: a queue of the benchmark's own, bound for
+    message.chat, held one event per message sent; RabbitMQ's CPU is beside ejabberd's."""
+    (step,) = smoke["result"]["steps"]
+    assert step["sent"] > 0
+    assert smoke["result"]["events"] == {
+        "sent": step["sent"],
+        "published": step["sent"],
+        "lost": 0,
+        "repeated": 0,
+    }
+    assert step["traffic_broker_cpu_s"] is not None
+    assert step["traffic_broker_cpu_s"] >= 0
+    assert "events:" in (smoke["out"] / "summary.md").read_text()
+    # The queue was the run's alone: gone after it.
+    assert "pi-im-bench-events" not in host.check_output("rabbitmqctl -q list_queues -p pi-im name")
+
+
 def test_reports_are_written(smoke: dict) -> None:
     out: Path = smoke["out"]
     summary = (out / "summary.md").read_text()

@@ -16,6 +16,7 @@ import jsonschema
 import slixmpp
 from pi_im_events import schema
 
+from admin_console import Console
 from conftest import DOMAIN, Account, create_user, ejabberd_configured, run_in_netns, secret
 from test_xmpp import log_in
 
@@ -175,8 +176,15 @@ def test_a_room_message_logins_accounts_and_rooms_are_events(
 
 
 def test_events_wait_for_rabbitmq_to_come_back_and_none_is_lost(
-    host, netns: list[str], accounts: list[Account], device_cert: Path, address: str
+    host,
+    netns: list[str],
+    accounts: list[Account],
+    device_cert: Path,
+    address: str,
+    owner: Console,
+    owner_api: httpx.Client,
 ) -> None:
+    """The owner sees it on the dashboard while it happens."""
     queue = subscribed(host, netns, "message.chat")
     bodies = [f"while away {n}" for n in range(300)]
     with ejabberd_configured(host, {**ONLY_CHAT, "    bodies: false": "    bodies: true"}):
@@ -186,12 +194,23 @@ def test_events_wait_for_rabbitmq_to_come_back_and_none_is_lost(
             connected, buffered, *_ = status(host)
             assert connected == "false"
             assert int(buffered) == 300
+            shown = owner_api.get("/dashboard").json()["event_bus"]
+            assert shown["connected"] is False
+            assert shown["buffered"] == 300
+            assert shown["last_error"]
+            page = owner.get("/").text
+            assert 'id="event-bus" class="error" role="alert"' in page
+            assert "300 wait in ejabberd's memory" in page
         finally:
             host.check_output("systemctl start rabbitmq-server")
         # An integrator's service (pi_im_events.consume), which skips an event seen again.
         events = bus(host, netns, "consume", queue, "300", "30", "message.chat")["events"]
     assert [e["data"]["body"] for e in events] == bodies
     assert drained(host)
+    shown = owner_api.get("/dashboard").json()["event_bus"]
+    assert shown["connected"] is True
+    assert shown["confirmed"] >= 300
+    assert 'id="event-bus"' in owner.get("/").text
 
 
 def test_a_full_buffer_drops_new_events_and_says_how_many(
