@@ -5,6 +5,7 @@ anything; then it takes A's backup and is the same device, checked with real cli
 from __future__ import annotations
 
 import json
+import shlex
 import ssl
 from html import unescape
 
@@ -79,7 +80,7 @@ def test_the_used_device_backs_up_onto_the_disk(device_a, story: Story, backed_u
     assert snapshot["id"] == backed_up["snapshot"]
     # Encrypted: neither a message nor a secret is anywhere on the disk as it was written.
     for text in (story.chat[0], story.secrets["admin-owner-password"]):
-        assert device_a.run(f"grep -rqF '{text}' {REPOSITORY}").rc == 1
+        assert device_a.run(f"grep -rqF -e {shlex.quote(text)} -- {REPOSITORY}").rc == 1
 
 
 def test_the_console_shows_the_last_backup_and_a_failed_one(

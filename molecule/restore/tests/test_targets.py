@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import re
+import shlex
 import ssl
 import subprocess
 import time
@@ -70,7 +71,7 @@ def test_the_owner_backs_up_to_an_sftp_server(  # type: ignore[no-untyped-def]
     assert server.file("/srv/pi-im/config").user == "keeper"
     # Encrypted: neither a message nor a secret is on the server as it was written.
     for text in (story.chat[0], story.secrets["admin-owner-password"]):
-        assert server.run(f"grep -rqF '{text}' /srv/pi-im").rc == 1
+        assert server.run(f"grep -rqF -e {shlex.quote(text)} -- /srv/pi-im").rc == 1
 
 
 def test_the_page_shows_the_servers_key_as_first_seen(owner_a: Console, server, over_sftp) -> None:  # type: ignore[no-untyped-def]
