@@ -32,6 +32,8 @@ VALUES = {
     "DEVICE_CERT": "/etc/ejabberd/tls/device.pem",
     "USER_CERT": "",
     "PUBLIC_PORTS": "5222, 5280",
+    "EVENTS_SECRET": "",
+    "EVENTS_PASSWORD_FILE": "/etc/ejabberd/event-bus.password",
     "ODD": 'it\'s "quoted" $HOME `x` ;',
 }
 
@@ -103,16 +105,21 @@ def test_the_domain_step_writes_the_file_and_the_macros_once(
         **VALUES,
         "DOMAIN_FILE": str(tmp_path / "domain"),
         "DEVICE_MACROS": str(tmp_path / "device.yml"),
+        "EVENTS_PASSWORD_FILE": str(tmp_path / "event-bus.password"),
     }
     settings.write_text("".join(f"{key}={shlex.quote(v)}\n" for key, v in values.items()))
+    # Left by a run that published events; they are off now (EVENTS_SECRET empty).
+    (tmp_path / "event-bus.password").write_text("old\n")
     (tmp_path / "hostname").write_text("kitchen-pi\n")
     monkeypatch.setenv("PI_IM_EJABBERD_SETTINGS", str(settings))
     monkeypatch.setenv("PI_IM_HOSTNAME_FILE", str(tmp_path / "hostname"))
     script = runpy.run_path(str(SCRIPT))
     assert script["domain"]() == [
         "XMPP domain kitchen-pi.local (from the host name on the home network)",
+        f"removed {tmp_path / 'event-bus.password'} (no events published)",
         f"wrote {tmp_path / 'device.yml'} (calls relayed at 203.0.113.7)",
     ]
+    assert not (tmp_path / "event-bus.password").exists()
     assert (tmp_path / "domain").read_text() == "kitchen-pi.local\n"
     macros = yaml.safe_load((tmp_path / "device.yml").read_text())["define_macro"]
     assert macros["PI_IM_DOMAIN"] == "kitchen-pi.local"

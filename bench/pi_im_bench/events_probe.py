@@ -8,8 +8,8 @@ the run's messages:
     count N   wait up to N seconds for the count to stop moving; {"events": count}
     remove    delete the queue
 
-The administrator's password is read from its device secret and sent only to the
-management API on loopback, in a header.
+The administrator's password is read from its device secret (found by `pi-im-secret`) and
+sent only to the management API on loopback, in a header.
 """
 
 import base64
@@ -18,92 +18,100 @@ import subprocess
 import sys
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from pathlib import Path
 
 SETTINGS = Path("/etc/pi-im/rabbitmq.json")
-BASE = Path("/etc/pi-im/base.json")
 QUEUE = "pi-im-bench-events"
 
 
-def api(method, path, body=None):
-    settings = json.loads(SETTINGS.read_text())
-    secrets_dir = Path(json.loads(BASE.read_text())["secrets_dir"])
-    password = (secrets_dir / settings["admin_secret"]).read_text().strip()
-    token = base64.b64encode(f"{settings['admin_user']}:{password}".encode()).decode()
-    request = urllib.request.Request(
-        settings["management_url"] + path,
-        method=method,
-        data=None if body is None else json.dumps(body).encode(),
-        headers={"Authorization": f"Basic {token}", "Content-Type": "application/json"},
-    )
-    with urllib.request.urlopen(request, timeout=30) as response:
-        return response.status
+class Broker:
+    """The management API as the administrator (the role's settings read once), and the
+    queue's count from rabbitmqctl."""
 
+    def __init__(self, settings):
+        self.settings = settings
+        # The appliance's own tool finds the secret; only its path passes through here.
+        path = subprocess.run(
+            ["pi-im-secret", "path", settings["admin_secret"]],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
+        password = Path(path).read_text().strip()
+        token = base64.b64encode(f"{settings['admin_user']}:{password}".encode()).decode()
+        self.headers = {"Authorization": f"Basic {token}", "Content-Type": "application/json"}
 
-def vhost_path(kind, *names):
-    settings = json.loads(SETTINGS.read_text())
-    quoted = [urllib.request.quote(n, safe="") for n in (settings["vhost"], *names)]
-    return f"/api/{kind}/" + "/".join(quoted)
+    def path(self, kind, *names):
+        quoted = [urllib.parse.quote(n, safe="") for n in (self.settings["vhost"], *names)]
+        return f"/api/{kind}/" + "/".join(quoted)
 
+    def call(self, method, path, body=None):
+        request = urllib.request.Request(
+            self.settings["management_url"] + path,
+            method=method,
+            data=None if body is None else json.dumps(body).encode(),
+            headers=self.headers,
+        )
+        with urllib.request.urlopen(request, timeout=30) as response:
+            return response.status
 
-def count():
-    """Messages in the queue, from the queue itself (the management API's figures lag)."""
-    settings = json.loads(SETTINGS.read_text())
-    out = subprocess.run(
-        [
-            "rabbitmqctl",
-            "-q",
-            "list_queues",
-            "-p",
-            settings["vhost"],
-            "name",
-            "messages",
-            "--formatter",
-            "json",
-        ],
-        capture_output=True,
-        text=True,
-        check=True,
-        timeout=120,
-    ).stdout
-    return next((int(q["messages"]) for q in json.loads(out) if q["name"] == QUEUE), 0)
+    def count(self):
+        """Messages in the queue, from the queue itself (the management API's figures lag)."""
+        out = subprocess.run(
+            [
+                "rabbitmqctl",
+                "-q",
+                "list_queues",
+                "-p",
+                self.settings["vhost"],
+                "name",
+                "messages",
+                "--formatter",
+                "json",
+            ],
+            capture_output=True,
+            text=True,
+            check=True,
+            timeout=120,
+        ).stdout
+        return next((int(q["messages"]) for q in json.loads(out) if q["name"] == QUEUE), 0)
 
 
 def main():
     command = sys.argv[1]
+    exchange = None
+    if SETTINGS.exists():
+        settings = json.loads(SETTINGS.read_text())
+        exchange = settings.get("events", {}).get("exchange")
+    if not exchange:
+        print(json.dumps({"available": False}))
+        return 0
+    broker = Broker(settings)
+    queue = broker.path("queues", QUEUE)
     if command == "bind":
-        if not SETTINGS.exists():
-            print(json.dumps({"available": False}))
-            return 0
-        exchange = json.loads(SETTINGS.read_text()).get("events", {}).get("exchange")
-        if not exchange:
-            print(json.dumps({"available": False}))
-            return 0
         try:
-            api("DELETE", vhost_path("queues", QUEUE))
+            broker.call("DELETE", queue)
         except urllib.error.HTTPError as error:
             if error.code != 404:
                 raise
-        api("PUT", vhost_path("queues", QUEUE), {"durable": True, "auto_delete": False})
-        api(
-            "POST",
-            vhost_path("bindings", "e", exchange, "q", QUEUE),
-            {"routing_key": "message.chat"},
-        )
+        broker.call("PUT", queue, {"durable": True, "auto_delete": False})
+        binding = broker.path("bindings", "e", exchange, "q", QUEUE)
+        broker.call("POST", binding, {"routing_key": "message.chat"})
         print(json.dumps({"available": True}))
     elif command == "count":
         deadline = time.monotonic() + float(sys.argv[2])
-        last = count()
+        last = broker.count()
         while time.monotonic() < deadline:
             time.sleep(2)
-            now = count()
+            now = broker.count()
             if now == last:
                 break
             last = now
         print(json.dumps({"events": last}))
     elif command == "remove":
-        api("DELETE", vhost_path("queues", QUEUE))
+        broker.call("DELETE", queue)
         print(json.dumps({"removed": True}))
     return 0
 

@@ -45,16 +45,21 @@ def signin(user: str, password: str, cert: str) -> dict[str, object]:
     return {"status": response.status_code}
 
 
-def amqp_round_trip(user: str, password: str, vhost: str) -> dict[str, object]:
-    parameters = pika.ConnectionParameters(
-        host="127.0.0.1",
-        port=5672,
-        virtual_host=vhost,
-        credentials=pika.PlainCredentials(user, password),
-        connection_attempts=3,
+def connection(user: str, password: str, vhost: str = "pi-im") -> pika.BlockingConnection:
+    return pika.BlockingConnection(
+        pika.ConnectionParameters(
+            host="127.0.0.1",
+            port=5672,
+            virtual_host=vhost,
+            credentials=pika.PlainCredentials(user, password),
+            connection_attempts=3,
+        )
     )
-    with pika.BlockingConnection(parameters) as connection:
-        channel = connection.channel()
+
+
+def amqp_round_trip(user: str, password: str, vhost: str) -> dict[str, object]:
+    with connection(user, password, vhost) as broker:
+        channel = broker.channel()
         queue = channel.queue_declare(queue="", exclusive=True).method.queue
         sent = f"round trip {secrets.token_hex(6)}"
         channel.basic_publish(
@@ -73,18 +78,6 @@ def amqp_round_trip(user: str, password: str, vhost: str) -> dict[str, object]:
 
 
 EVENTS = "pi-im.events"
-
-
-def connection(user: str, password: str) -> pika.BlockingConnection:
-    return pika.BlockingConnection(
-        pika.ConnectionParameters(
-            host="127.0.0.1",
-            port=5672,
-            virtual_host="pi-im",
-            credentials=pika.PlainCredentials(user, password),
-            connection_attempts=3,
-        )
-    )
 
 
 def bind(user: str, password: str, queue: str, *keys: str) -> dict[str, object]:

@@ -137,21 +137,14 @@ def macros(domain: str, turn: str, origins: list[str]) -> str:
 def events_password() -> list[str]:
     """The event bus's password where ejabberd reads it (root:ejabberd 0640), from its device
     secret, which the rabbitmq role's provisioning gives the publishing user."""
-    path = Path(SETTINGS.get("EVENTS_PASSWORD_FILE") or "/nonexistent")
-    if not SETTINGS.get("EVENTS_SECRET"):
-        if path.exists():
-            path.unlink()
-            return [f"removed {path} (no events published)"]
-        return []
-    text = secret(SETTINGS["EVENTS_SECRET"]) + "\n"
-    if path.exists() and path.read_text() == text:
-        return []
-    with tempfile.NamedTemporaryFile("w", dir=path.parent, delete=False) as tmp:
-        os.fchmod(tmp.fileno(), 0o640)
-        os.fchown(tmp.fileno(), 0, grp.getgrnam("ejabberd").gr_gid)
-        tmp.write(text)
-    Path(tmp.name).replace(path)
-    return [f"wrote {path}"]
+    path = Path(SETTINGS["EVENTS_PASSWORD_FILE"])
+    if SETTINGS.get("EVENTS_SECRET"):
+        text = secret(SETTINGS["EVENTS_SECRET"]) + "\n"
+        return [f"wrote {path}"] if replace(path, text, 0o640, group="ejabberd") else []
+    if path.exists():
+        path.unlink()
+        return [f"removed {path} (no events published)"]
+    return []
 
 
 def device_macros() -> list[str]:
@@ -167,13 +160,16 @@ def device_macros() -> list[str]:
     return actions
 
 
-def replace(path: Path, text: str, mode: int) -> bool:
-    """Write text to path atomically; whether it changed."""
+def replace(path: Path, text: str, mode: int, group: str | None = None) -> bool:
+    """Write text to path atomically (mode and group set before the text goes in, so a
+    secret is never readable by others); whether it changed."""
     if path.exists() and path.read_text() == text:
         return False
     with tempfile.NamedTemporaryFile("w", dir=path.parent, delete=False) as tmp:
+        os.fchmod(tmp.fileno(), mode)
+        if group:
+            os.fchown(tmp.fileno(), 0, grp.getgrnam(group).gr_gid)
         tmp.write(text)
-    Path(tmp.name).chmod(mode)
     Path(tmp.name).replace(path)
     return True
 

@@ -132,17 +132,20 @@ class ManagementApi:
         )
 
 
+def user(name: str, password: str, tags: list[str]) -> dict[str, object]:
+    """A user as definitions carry one: the salted hash, never the password."""
+    return {
+        "name": name,
+        "password_hash": password_hash(password),
+        "hashing_algorithm": "rabbit_password_hashing_sha256",
+        "tags": tags,
+        "limits": {},
+    }
+
+
 def definitions(vhost: str, admin: str, password: str) -> dict[str, object]:
     return {
-        "users": [
-            {
-                "name": admin,
-                "password_hash": password_hash(password),
-                "hashing_algorithm": "rabbit_password_hashing_sha256",
-                "tags": ["administrator"],
-                "limits": {},
-            }
-        ],
+        "users": [user(admin, password, ["administrator"])],
         "vhosts": [{"name": vhost}],
         "permissions": [{"user": admin, "vhost": vhost} | dict.fromkeys(PERMISSIONS, ".*")],
     }
@@ -151,15 +154,7 @@ def definitions(vhost: str, admin: str, password: str) -> dict[str, object]:
 def event_bus(vhost: str, exchange: str, publisher: str, password: str) -> dict[str, object]:
     """The durable topic exchange ejabberd publishes the events to, and its publisher."""
     return {
-        "users": [
-            {
-                "name": publisher,
-                "password_hash": password_hash(password),
-                "hashing_algorithm": "rabbit_password_hashing_sha256",
-                "tags": [],
-                "limits": {},
-            }
-        ],
+        "users": [user(publisher, password, [])],
         "permissions": [{"user": publisher, "vhost": vhost} | publisher_rights(exchange)],
         "exchanges": [
             {

@@ -18,6 +18,8 @@ SFTP = re.compile(
     r"^sftp:(?://)?(?P<login>[A-Za-z0-9_.][A-Za-z0-9_.-]{0,31}@[A-Za-z0-9][A-Za-z0-9.-]{0,252})"
     r"(?::(?P<port>\d{1,5}))?[:/](?P<path>[^\x00-\x1f\x7f]*)\Z"
 )
+# restic and ssh run as the system's: nothing from the caller's PATH.
+SYSTEM_PATH = "/usr/sbin:/usr/bin:/sbin:/bin"
 # What restic says when the passphrase opens no key (0.14 and 0.18 alike).
 WRONG_PASSPHRASE = "wrong password or no key found"
 NO_REPOSITORY = (
@@ -80,7 +82,7 @@ class Repository:
         try:
             done = subprocess.run(
                 self.ssh(),
-                env={"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "HOME": str(self.cache_dir)},
+                env={"PATH": SYSTEM_PATH, "HOME": str(self.cache_dir)},
                 stdin=subprocess.DEVNULL,
                 capture_output=True,
                 text=True,
@@ -93,7 +95,7 @@ class Repository:
 
     def run(self, args: Sequence[str], timeout: float = 6 * 3600) -> str:
         env = {
-            "PATH": "/usr/sbin:/usr/bin:/sbin:/bin",
+            "PATH": SYSTEM_PATH,
             "HOME": str(self.cache_dir),
             "RESTIC_REPOSITORY": self.location,
             "RESTIC_CACHE_DIR": str(self.cache_dir),

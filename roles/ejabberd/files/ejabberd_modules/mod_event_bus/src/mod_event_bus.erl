@@ -38,7 +38,7 @@
          user_created/2, user_deleted/2, room_created/3, room_destroyed/3]).
 -export([event_bus_status/1, dropped/4]).
 -ifdef(TEST).
--export([envelope/4, message_data/3, encryption/1, encode/1]).
+-export([envelope/4, message_data/3, encryption/1, encode/1, encoder/0]).
 -endif.
 
 -define(VERSION, 1).

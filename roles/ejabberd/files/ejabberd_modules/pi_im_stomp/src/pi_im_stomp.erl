@@ -112,7 +112,8 @@ handle_info(timeout, State) ->
     {noreply, pump(State)};
 handle_info(connect, State) ->
     {noreply, connect(State#state{timer = undefined})};
-handle_info(connect_timeout, #state{phase = connecting} = State) ->
+%% Only the attempt it was set for: an earlier one's may arrive during a later attempt.
+handle_info({connect_timeout, Socket}, #state{phase = connecting, socket = Socket} = State) ->
     {noreply, down(State, <<"RabbitMQ did not answer the STOMP CONNECT">>)};
 handle_info({tcp, Socket, Data}, #state{socket = Socket} = State) ->
     ok = inet:setopts(Socket, [{active, once}]),
@@ -150,7 +151,7 @@ connect(#state{opts = #{port := Port} = Opts} = State) ->
                                           maps:get(login, Opts), Password),
                     case gen_tcp:send(Socket, Frame) of
                         ok ->
-                            erlang:send_after(?CONNECT_TIMEOUT, self(), connect_timeout),
+                            erlang:send_after(?CONNECT_TIMEOUT, self(), {connect_timeout, Socket}),
                             State#state{socket = Socket, phase = connecting,
                                         incoming = <<>>};
                         {error, Reason} ->
