@@ -127,6 +127,8 @@ def expected(method: str, path: str) -> Permission:
         ("/groups", Permission.MANAGE_GROUPS),
         ("/rooms", Permission.MANAGE_GROUPS),
         ("/invites", Permission.MANAGE_INVITES),
+        # Seen by all (deliveries too); registered, changed and deleted by admins.
+        ("/webhooks", Permission.MANAGE_INTEGRATIONS),
     ]:
         if section.startswith(prefix):
             return permission

@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import re
 import runpy
 from pathlib import Path
 
@@ -60,3 +61,33 @@ def test_the_events_publisher_may_write_to_its_exchange_and_nothing_else() -> No
     assert not provision["hash_matches"](user["password_hash"], "correct horse battery!")
     assert not provision["hash_matches"]("not base64 at all!", "correct horse battery")
     assert "correct horse" not in json.dumps(document)
+
+
+def test_the_webhook_dispatcher_may_use_its_own_queues_and_nothing_more() -> None:
+    rights = provision["webhooks_rights"]("pi-im.events")
+    document = provision["account"]("pi-im", "webhooks", "correct horse battery", rights)
+    assert document["permissions"] == [{"user": "webhooks", "vhost": "pi-im"} | rights]
+    assert document["users"][0]["tags"] == []
+
+    def may(right: str, resource: str) -> bool:
+        # RabbitMQ matches with Erlang's re, whose syntax these patterns share with Python's.
+        return re.search(rights[right], resource) is not None
+
+    for queue in ("pi-im.webhook.7", "pi-im.webhook.7.wait", "pi-im.webhook.12.retry"):
+        assert may("configure", queue)
+        assert may("write", queue)
+        assert may("read", queue)
+    assert may("read", "pi-im.events")
+    assert may("write", "amq.default")
+    for resource in (
+        "pi-im.events",
+        "amq.default",
+        "pi-im-bench-events",
+        "pi-im.webhook.x",
+        "other",
+    ):
+        assert not may("configure", resource)
+    assert may("write", "pi-im.events")  # the console's own events
+    assert not may("write", "pi-im.eventsx")
+    assert not may("read", "pi-im-bench-events")
+    assert not may("read", "pi-im.webhook.7.retry.extra")

@@ -9,7 +9,19 @@ from datetime import UTC, datetime
 
 import jsonschema
 import pytest
-from pi_im_events import Dropped, Event, EventError, Message, Seen, Session, parse, schema
+from pi_im_events import (
+    Dropped,
+    Event,
+    EventError,
+    Invitation,
+    Message,
+    Seen,
+    Session,
+    parse,
+    schema,
+)
+
+from pi_im_admin.services.events import envelope
 
 
 def body(event_type: str, data: dict[str, object], **envelope: object) -> bytes:
@@ -116,3 +128,24 @@ def test_the_schema_accepts_these_events_and_refuses_a_message_without_its_field
         validator.validate(json.loads(body("message.chat", {"from": "a@b/c", "to": "d@e"})))
     with pytest.raises(jsonschema.ValidationError):
         validator.validate(json.loads(body("message.chat", {**CHAT, "encryption": "rot13"})))
+
+
+def test_the_consoles_invitation_event_reads_typed_and_fits_the_schema() -> None:
+    # As the console writes it (pi_im_admin.services.events), not a hand-made copy.
+    written = envelope(
+        "invitation.used",
+        "chat.test",
+        {"invitation": 7, "jid": "carol@chat.test", "created_by": "owner", "group": None},
+    )
+    event = parse(written.encode())
+    assert event.details == Invitation(
+        invitation=7, jid="carol@chat.test", created_by="owner", group=None
+    )
+    validator = jsonschema.Draft202012Validator(
+        schema(), format_checker=jsonschema.Draft202012Validator.FORMAT_CHECKER
+    )
+    validator.validate(json.loads(written))
+    with pytest.raises(jsonschema.ValidationError, match="'group' is a required property"):
+        validator.validate(
+            json.loads(body("invitation.used", {"invitation": 7, "jid": "c@d", "created_by": "o"}))
+        )

@@ -32,6 +32,12 @@ def test_admins_back_up_only_owners_choose_where_and_see_the_passphrase() -> Non
     assert allows(Role.OWNER, Permission.MANAGE_BACKUPS)
 
 
+def test_admins_manage_webhooks_operators_do_not() -> None:
+    assert allows(Role.ADMIN, Permission.MANAGE_INTEGRATIONS)
+    assert not allows(Role.OPERATOR, Permission.MANAGE_INTEGRATIONS)
+    assert not allows(Role.VIEWER, Permission.MANAGE_INTEGRATIONS)
+
+
 def test_owner_may_do_everything() -> None:
     assert GRANTS[Role.OWNER] == set(Permission)
 

@@ -1,5 +1,6 @@
 """The admin service's own small SQLite database: operators, sessions, API tokens,
-invitations, bans, the audit log and dashboard samples. XMPP accounts live in ejabberd only."""
+invitations, bans, the audit log, dashboard samples, webhooks and their deliveries. XMPP
+accounts live in ejabberd only."""
 
 from __future__ import annotations
 
@@ -83,6 +84,43 @@ MIGRATIONS: tuple[str, ...] = (
         REFERENCES operators(id) ON DELETE CASCADE;
     ALTER TABLE api_tokens ADD COLUMN expires_at REAL NOT NULL DEFAULT 0;
     DELETE FROM api_tokens WHERE operator_id IS NULL;
+    """,
+    # 4: webhooks and what became of each delivery (the dispatcher, pi_im_admin.webhooks,
+    # reads the first and writes the second). A deleted webhook stays, marked, until the
+    # dispatcher has removed its queues. The outbox holds the console's own events (an
+    # invitation used) until the dispatcher has published them.
+    """
+    CREATE TABLE webhooks (
+        id INTEGER PRIMARY KEY,
+        name TEXT NOT NULL,
+        url TEXT NOT NULL,
+        events TEXT NOT NULL,
+        secret TEXT NOT NULL,
+        created_by TEXT NOT NULL,
+        created_at REAL NOT NULL,
+        paused_at REAL,
+        pause_reason TEXT NOT NULL DEFAULT '',
+        failed_in_a_row INTEGER NOT NULL DEFAULT 0,
+        deleted_at REAL
+    );
+    CREATE TABLE webhook_deliveries (
+        id INTEGER PRIMARY KEY,
+        webhook_id INTEGER NOT NULL REFERENCES webhooks(id) ON DELETE CASCADE,
+        event_id TEXT NOT NULL,
+        event_type TEXT NOT NULL,
+        first_at REAL NOT NULL,
+        last_at REAL NOT NULL,
+        status TEXT NOT NULL,
+        attempts INTEGER NOT NULL,
+        http_status INTEGER,
+        error TEXT NOT NULL DEFAULT '',
+        UNIQUE (webhook_id, event_id)
+    );
+    CREATE TABLE outbox (
+        id INTEGER PRIMARY KEY,
+        type TEXT NOT NULL,
+        body TEXT NOT NULL
+    );
     """,
 )
 

@@ -153,6 +153,48 @@ class CreatedToken(BaseModel):
     token: str
 
 
+class NewWebhook(BaseModel):
+    name: str = Field(max_length=64, examples=["archive"])
+    url: str = Field(max_length=2048, examples=["https://hooks.example.org/pi-im"])
+    events: list[str] = Field(
+        max_length=16, description="Event types to deliver", examples=[["message.chat"]]
+    )
+
+
+class WebhookChange(BaseModel):
+    url: str | None = Field(None, max_length=2048)
+    events: list[str] | None = Field(None, max_length=16)
+    paused: bool | None = Field(None, description="false resumes a paused webhook")
+
+
+class Webhook(BaseModel):
+    id: int
+    name: str
+    url: str
+    events: list[str]
+    created_by: str
+    created_at: float
+    paused: bool
+    pause_reason: str
+    failed_in_a_row: int
+
+
+class WebhookSecret(BaseModel):
+    id: int
+    secret: str = Field(description="Shown this once: the receiver checks signatures with it")
+
+
+class Delivery(BaseModel):
+    event_id: str
+    event_type: str
+    first_at: float
+    last_at: float
+    status: Literal["delivered", "retrying", "failed"]
+    attempts: int
+    http_status: int | None
+    error: str
+
+
 class AuditEntry(BaseModel):
     at: float
     actor: str
@@ -283,6 +325,12 @@ class EventBus(BaseModel):
     last_error: str = Field(description="Why RabbitMQ was last unreachable; empty when it is not")
 
 
+class PausedWebhook(BaseModel):
+    id: int
+    name: str
+    reason: str
+
+
 class Dashboard(BaseModel):
     domain: str = Field(description="The XMPP domain: addresses are name@domain")
     registered: int
@@ -304,6 +352,9 @@ class Dashboard(BaseModel):
     )
     event_bus: EventBus | None = Field(
         default=None, description="None when the device publishes no events"
+    )
+    paused_webhooks: list[PausedWebhook] = Field(
+        default=[], description="Webhooks that get no events until an admin resumes them"
     )
 
 

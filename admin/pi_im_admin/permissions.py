@@ -20,6 +20,9 @@ class Permission(StrEnum):
     # everything (secrets included) are the owner's alone.
     RUN_BACKUPS = "run_backups"
     MANAGE_BACKUPS = "manage_backups"
+    # Webhooks: what of the device's events leaves it, and for whom (their deliveries are
+    # for everyone with VIEW to see).
+    MANAGE_INTEGRATIONS = "manage_integrations"
 
 
 class Role(StrEnum):
@@ -42,6 +45,7 @@ _ADMIN = _OPERATOR | {
     Permission.MANAGE_OPERATORS,
     Permission.MANAGE_TOKENS,
     Permission.RUN_BACKUPS,
+    Permission.MANAGE_INTEGRATIONS,
 }
 
 GRANTS: dict[Role, frozenset[Permission]] = {

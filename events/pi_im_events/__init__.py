@@ -6,12 +6,14 @@ from .event import (
     Dropped,
     Event,
     EventError,
+    Invitation,
     Message,
     Room,
     Session,
     parse,
     schema,
 )
+from .webhook import SignatureError, verify
 
 __all__ = [
     "EXCHANGE",
@@ -19,11 +21,14 @@ __all__ = [
     "Dropped",
     "Event",
     "EventError",
+    "Invitation",
     "Message",
     "Room",
     "Seen",
     "Session",
+    "SignatureError",
     "consume",
     "parse",
     "schema",
+    "verify",
 ]

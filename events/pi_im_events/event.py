@@ -66,7 +66,17 @@ class Dropped:
     last: datetime
 
 
-Details = Message | Session | Account | Room | Dropped
+@dataclass(frozen=True)
+class Invitation:
+    """invitation.used: someone made an account with an invitation link (the console)."""
+
+    invitation: int
+    jid: str
+    created_by: str
+    group: str | None
+
+
+Details = Message | Session | Account | Room | Dropped | Invitation
 
 
 @dataclass(frozen=True)
@@ -102,6 +112,13 @@ class Event:
                 return Account(jid=data["jid"])
             if kind == "room":
                 return Room(room=data["room"])
+            if self.type == "invitation.used":
+                return Invitation(
+                    invitation=int(data["invitation"]),
+                    jid=data["jid"],
+                    created_by=data["created_by"],
+                    group=data["group"],
+                )
             if self.type == "events.dropped":
                 return Dropped(
                     count=int(data["count"]),

@@ -11,7 +11,7 @@ from ..auth import ContextDep, api
 from ..errors import Problem
 from ..permissions import Permission as P
 from ..security import Principal
-from ..services import backups, dashboard, groups, invites, operators, users
+from ..services import backups, dashboard, groups, invites, operators, users, webhooks
 from ..web import invite_url
 
 _errors: dict[int | str, dict[str, object]] = {
@@ -346,6 +346,80 @@ async def revoke_token(
 ):
     operators.revoke_token(ctx, who, token_id)
     return NO_CONTENT
+
+
+@router.get("/webhooks", response_model=list[models.Webhook], tags=["webhooks"])
+async def list_webhooks(
+    _: Annotated[Principal, Depends(api(P.VIEW))],
+    ctx: ContextDep,
+):
+    return webhooks.listing(ctx)
+
+
+@router.post("/webhooks", response_model=models.WebhookSecret, status_code=201, tags=["webhooks"])
+async def create_webhook(
+    body: models.NewWebhook,
+    who: Annotated[Principal, Depends(api(P.MANAGE_INTEGRATIONS))],
+    ctx: ContextDep,
+):
+    """The secret is in this answer only: keep it where the receiver checks signatures."""
+    webhook_id, secret = webhooks.create(ctx, who, body.name, body.url, body.events)
+    return {"id": webhook_id, "secret": secret}
+
+
+@router.get("/webhooks/{webhook_id}", response_model=models.Webhook, tags=["webhooks"])
+async def get_webhook(
+    webhook_id: models.RowId,
+    _: Annotated[Principal, Depends(api(P.VIEW))],
+    ctx: ContextDep,
+):
+    return webhooks.detail(ctx, webhook_id)
+
+
+@router.patch("/webhooks/{webhook_id}", status_code=204, response_class=Response, tags=["webhooks"])
+async def change_webhook(
+    webhook_id: models.RowId,
+    body: models.WebhookChange,
+    who: Annotated[Principal, Depends(api(P.MANAGE_INTEGRATIONS))],
+    ctx: ContextDep,
+):
+    webhooks.change(ctx, who, webhook_id, body.url, body.events, body.paused)
+    return NO_CONTENT
+
+
+@router.post(
+    "/webhooks/{webhook_id}/secret", response_model=models.WebhookSecret, tags=["webhooks"]
+)
+async def new_webhook_secret(
+    webhook_id: models.RowId,
+    who: Annotated[Principal, Depends(api(P.MANAGE_INTEGRATIONS))],
+    ctx: ContextDep,
+):
+    return {"id": webhook_id, "secret": webhooks.new_secret(ctx, who, webhook_id)}
+
+
+@router.delete(
+    "/webhooks/{webhook_id}", status_code=204, response_class=Response, tags=["webhooks"]
+)
+async def delete_webhook(
+    webhook_id: models.RowId,
+    who: Annotated[Principal, Depends(api(P.MANAGE_INTEGRATIONS))],
+    ctx: ContextDep,
+):
+    webhooks.delete(ctx, who, webhook_id)
+    return NO_CONTENT
+
+
+@router.get(
+    "/webhooks/{webhook_id}/deliveries", response_model=list[models.Delivery], tags=["webhooks"]
+)
+async def list_deliveries(
+    webhook_id: models.RowId,
+    _: Annotated[Principal, Depends(api(P.VIEW))],
+    ctx: ContextDep,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 200,
+):
+    return webhooks.deliveries(ctx, webhook_id, limit)
 
 
 @router.get("/health", response_model=models.Health, tags=["health"])

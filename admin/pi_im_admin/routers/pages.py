@@ -22,8 +22,9 @@ from ..errors import Problem
 from ..permissions import Permission as P
 from ..permissions import Role
 from ..security import Principal, new_token
-from ..services import backups, dashboard, groups, invites, operators, users
+from ..services import backups, dashboard, groups, invites, operators, users, webhooks
 from ..web import client_address, flash, invite_url, render
+from ..webhooks.targets import EVENT_TYPES
 
 router = APIRouter(include_in_schema=False)
 
@@ -688,4 +689,124 @@ async def token_revoke(
 ) -> Response:
     return await act(
         request, "/operators", lambda: operators.revoke_token(ctx, who, token_id), "Token revoked."
+    )
+
+
+# Webhooks
+
+
+async def webhooks_page(
+    request: Request, who: Principal, ctx: Context, **values: str
+) -> HTMLResponse:
+    return render(
+        request,
+        "webhooks.html",
+        who,
+        webhooks=webhooks.listing(ctx),
+        event_types=EVENT_TYPES,
+        **values,
+    )
+
+
+@router.get("/webhooks")
+async def webhook_list(
+    request: Request,
+    who: Annotated[Principal, Depends(page(P.VIEW))],
+    ctx: ContextDep,
+) -> HTMLResponse:
+    return await webhooks_page(request, who, ctx)
+
+
+@router.post("/webhooks")
+async def webhook_create(
+    request: Request,
+    who: Annotated[Principal, Depends(form_action(P.MANAGE_INTEGRATIONS))],
+    ctx: ContextDep,
+    name: Annotated[str, Form(max_length=200)] = "",
+    url: Annotated[str, Form(max_length=4096)] = "",
+    events: Annotated[list[str], Form()] = [],  # noqa: B006 - FastAPI copies form defaults
+) -> Response:
+    async def show(made: Any) -> HTMLResponse:
+        notice = (
+            f"Webhook {name} registered. Its secret, {made[1]}, is shown this once: give it to "
+            "the receiver, which checks each delivery's X-Pi-Im-Signature with it."
+        )
+        return await webhooks_page(request, who, ctx, notice=notice)
+
+    return await reveal(
+        request, "/webhooks", lambda: webhooks.create(ctx, who, name, url, events[:16]), show
+    )
+
+
+@router.post("/webhooks/{webhook_id}/secret")
+async def webhook_secret(
+    request: Request,
+    webhook_id: models.RowId,
+    who: Annotated[Principal, Depends(form_action(P.MANAGE_INTEGRATIONS))],
+    ctx: ContextDep,
+) -> Response:
+    async def show(secret: Any) -> HTMLResponse:
+        notice = f"New secret {secret} (shown once); the old one is no longer used."
+        return await webhooks_page(request, who, ctx, notice=notice)
+
+    return await reveal(
+        request, "/webhooks", lambda: webhooks.new_secret(ctx, who, webhook_id), show
+    )
+
+
+@router.post("/webhooks/{webhook_id}/pause")
+async def webhook_pause(
+    request: Request,
+    webhook_id: models.RowId,
+    who: Annotated[Principal, Depends(form_action(P.MANAGE_INTEGRATIONS))],
+    ctx: ContextDep,
+) -> Response:
+    return await act(
+        request,
+        "/webhooks",
+        lambda: webhooks.change(ctx, who, webhook_id, paused=True),
+        "Paused: its events wait in its queue.",
+    )
+
+
+@router.post("/webhooks/{webhook_id}/resume")
+async def webhook_resume(
+    request: Request,
+    webhook_id: models.RowId,
+    who: Annotated[Principal, Depends(form_action(P.MANAGE_INTEGRATIONS))],
+    ctx: ContextDep,
+) -> Response:
+    return await act(
+        request,
+        "/webhooks",
+        lambda: webhooks.change(ctx, who, webhook_id, paused=False),
+        "Resumed: what waited goes first.",
+    )
+
+
+@router.post("/webhooks/{webhook_id}/delete")
+async def webhook_delete(
+    request: Request,
+    webhook_id: models.RowId,
+    who: Annotated[Principal, Depends(form_action(P.MANAGE_INTEGRATIONS))],
+    ctx: ContextDep,
+) -> Response:
+    return await act(
+        request, "/webhooks", lambda: webhooks.delete(ctx, who, webhook_id), "Webhook deleted."
+    )
+
+
+@router.get("/webhooks/{webhook_id}")
+async def webhook_deliveries(
+    request: Request,
+    webhook_id: models.RowId,
+    who: Annotated[Principal, Depends(page(P.VIEW))],
+    ctx: ContextDep,
+) -> HTMLResponse:
+    return render(
+        request,
+        "webhook.html",
+        who,
+        webhook=webhooks.detail(ctx, webhook_id),
+        deliveries=webhooks.deliveries(ctx, webhook_id),
     )

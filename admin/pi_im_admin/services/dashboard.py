@@ -15,6 +15,7 @@ from ..context import Context
 from ..errors import Problem
 from ..security import Principal
 from ..settings import Settings
+from . import webhooks
 
 _TICKS = os.sysconf("SC_CLK_TCK")
 _PAGE = os.sysconf("SC_PAGE_SIZE")
@@ -95,6 +96,11 @@ async def overview(ctx: Context) -> dict[str, object]:
             {"megabytes": round(shared[0] / 2**20, 1), "files": shared[1]} if shared else None
         ),
         "event_bus": await ctx.ejabberd.event_bus_status(),
+        "paused_webhooks": [
+            {"id": w["id"], "name": w["name"], "reason": w["pause_reason"]}
+            for w in webhooks.listing(ctx)
+            if w["paused"]
+        ],
     }
 
 

@@ -10,7 +10,7 @@ from ..context import Context
 from ..errors import Forbidden, NotFound, Problem
 from ..permissions import Role
 from ..security import Principal, digest, new_token
-from . import users
+from . import events, users
 
 
 def listing(ctx: Context) -> list[dict[str, object]]:
@@ -87,4 +87,14 @@ async def redeem(ctx: Context, token: str, raw_name: str, password: str) -> str:
     except Exception:
         ctx.db.run("UPDATE invites SET uses = uses - 1 WHERE id = ?", invite["id"])
         raise
+    events.emit(
+        ctx,
+        "invitation.used",
+        {
+            "invitation": invite["id"],
+            "jid": f"{name}@{ctx.ejabberd.domain}",
+            "created_by": invite["created_by"],
+            "group": invite["group_name"],
+        },
+    )
     return name

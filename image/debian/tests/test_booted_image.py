@@ -27,7 +27,8 @@ CSRF = re.compile(r'name="csrf" value="([^"]+)"')
 def test_no_failed_appliance_units(booted: Booted) -> None:
     units = [
         "pi-im-provision-early", "pi-im-provision-late", "pi-im-firewall", "ssh", "ejabberd",
-        "rabbitmq-server", "pi-im-admin", "systemd-networkd", "systemd-resolved", "docker",
+        "rabbitmq-server", "pi-im-admin", "pi-im-webhooks", "systemd-networkd",
+        "systemd-resolved", "docker",
     ]  # fmt: skip
     states = booted.root(f"systemctl is-active {' '.join(units)} || true").split()
     assert dict(zip(units, states, strict=True)) == dict.fromkeys(units, "active")

@@ -37,6 +37,7 @@ PER_DEVICE = {
         "ejabberd",
         "rabbitmq-server",
         "pi-im-admin",
+        "pi-im-webhooks",
         "ssh",
     ],
 )

@@ -10,9 +10,14 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import yaml
+
 from conftest import REPO, SCENARIO
 
-HOST = "pi-im-molecule"
+# The inventory of the scenario under test: bookworm's runs these tests against a device of
+# its own name; run by hand, this directory's scenario.
+INVENTORY = Path(os.environ.get("MOLECULE_SCENARIO_DIRECTORY", SCENARIO)) / "inventory/hosts.yml"
+HOST: str = next(iter(yaml.safe_load(INVENTORY.read_text())["im_servers"]["hosts"]))
 
 
 @dataclass
@@ -44,7 +49,7 @@ def converge(
         ANSIBLE_STDOUT_CALLBACK="ansible.posix.json",
         ANSIBLE_LOG_PATH="/dev/null",
     )
-    sources = [SCENARIO / "inventory/hosts.yml", *inventories]
+    sources = [INVENTORY, *inventories]
     command = [
         "ansible-playbook",
         *(argument for source in sources for argument in ("-i", str(source))),

@@ -21,8 +21,9 @@ def test_wrong_password_refused(host, netns: list[str]) -> None:
 def test_guest_is_gone(host, netns: list[str]) -> None:
     assert run_in_netns(netns, "guest", "whoami", "guest") == {"status": 401}
     users = json.loads(host.check_output("rabbitmqctl -q list_users --formatter json"))
-    # The administrator, and the events' publisher (test_event_bus.py).
-    assert sorted(u["user"] for u in users) == ["admin", "ejabberd"]
+    # The administrator, the events' publisher (test_event_bus.py) and the webhook
+    # dispatcher (test_webhooks.py).
+    assert sorted(u["user"] for u in users) == ["admin", "ejabberd", "webhooks"]
 
 
 def test_amqp_round_trip(host, netns: list[str]) -> None:

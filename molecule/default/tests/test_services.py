@@ -54,6 +54,7 @@ def journal(host, unit: str) -> str:
         "epmd.socket",
         "pi-im-ejabberd-cleanup.timer",
         "pi-im-admin",
+        "pi-im-webhooks",
     ],
 )
 def test_service_enabled_and_running(host, unit: str) -> None:

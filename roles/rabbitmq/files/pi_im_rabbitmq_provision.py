@@ -1,5 +1,6 @@
 #!/usr/bin/python3
-"""Per-device provisioning of RabbitMQ: vhost, administrator, the event bus, no guest.
+"""Per-device provisioning of RabbitMQ: vhost, administrator, the event bus (its exchange,
+ejabberd as its publisher, the console's webhook dispatcher), no guest.
 
 Runs on the device (from Ansible today, from the first-boot unit when baked into an image).
 The password is generated here and reaches the broker as a salted hash through
@@ -81,6 +82,23 @@ def publisher_rights(exchange: str) -> dict[str, str]:
     return {"configure": "^$", "write": f"^{re.escape(exchange)}$", "read": "^$"}
 
 
+# The webhook dispatcher's queues (pi_im_admin.webhooks.topology): pi-im.webhook.N and its
+# .wait and .retry.
+WEBHOOK_QUEUES = r"pi\-im\.webhook\.[0-9]+(\.wait|\.retry)?"
+
+
+def webhooks_rights(exchange: str) -> dict[str, str]:
+    """The webhook dispatcher's: its own queues, bound to the events exchange (read on it),
+    the default exchange to park an event for its next attempt (write on amq.default), and
+    the events exchange for the console's own events (an invitation used). It reads no other
+    queue and declares nothing else."""
+    return {
+        "configure": f"^{WEBHOOK_QUEUES}$",
+        "write": f"^({WEBHOOK_QUEUES}|amq\\.default|{re.escape(exchange)})$",
+        "read": f"^({WEBHOOK_QUEUES}|{re.escape(exchange)})$",
+    }
+
+
 class ManagementApi:
     """The broker's state as its administrator sees it over the management API on loopback.
 
@@ -117,19 +135,20 @@ class ManagementApi:
     def has_user(self, user: str) -> bool:
         return self.get(f"/api/users/{quote(user, safe='')}") is not None
 
-    def publishes(self, vhost: str, user: str, password: str, exchange: str) -> bool:
-        """The exchange is there as made, and the user signs in with this password and may
-        write to it alone."""
+    def has_exchange(self, vhost: str, exchange: str) -> bool:
+        """The exchange is there as made: a durable topic exchange."""
         found = self.get(f"/api/exchanges/{quote(vhost, safe='')}/{quote(exchange, safe='')}")
-        if found is None or (found.get("type"), found.get("durable")) != ("topic", True):
-            return False
+        return found is not None and (found.get("type"), found.get("durable")) == ("topic", True)
+
+    def has_account(
+        self, vhost: str, user: str, password: str, permissions: dict[str, str]
+    ) -> bool:
+        """The user signs in with this password and has exactly these rights in vhost."""
         account = self.get(f"/api/users/{quote(user, safe='')}")
         if account is None or not hash_matches(str(account.get("password_hash")), password):
             return False
         rights = self.get(f"/api/permissions/{quote(vhost, safe='')}/{quote(user, safe='')}")
-        return rights is not None and all(
-            rights.get(k) == v for k, v in publisher_rights(exchange).items()
-        )
+        return rights is not None and all(rights.get(k) == v for k, v in permissions.items())
 
 
 def user(name: str, password: str, tags: list[str]) -> dict[str, object]:
@@ -151,11 +170,17 @@ def definitions(vhost: str, admin: str, password: str) -> dict[str, object]:
     }
 
 
+def account(vhost: str, name: str, password: str, rights: dict[str, str]) -> dict[str, object]:
+    """A user with no tags (no management UI) and these rights in vhost alone."""
+    return {
+        "users": [user(name, password, [])],
+        "permissions": [{"user": name, "vhost": vhost} | rights],
+    }
+
+
 def event_bus(vhost: str, exchange: str, publisher: str, password: str) -> dict[str, object]:
     """The durable topic exchange ejabberd publishes the events to, and its publisher."""
-    return {
-        "users": [user(publisher, password, [])],
-        "permissions": [{"user": publisher, "vhost": vhost} | publisher_rights(exchange)],
+    return account(vhost, publisher, password, publisher_rights(exchange)) | {
         "exchanges": [
             {
                 "name": exchange,
@@ -183,15 +208,19 @@ def main() -> int:
         import_definitions(document)
         actions.append(f"imported vhost {vhost} and administrator {admin}")
     events = settings["events"]
+    exchange, publisher = events["exchange"], events["publisher"]
     publisher_password = secret(events["publisher_secret"])
-    if not api.publishes(vhost, events["publisher"], publisher_password, events["exchange"]):
-        document = json.dumps(
-            event_bus(vhost, events["exchange"], events["publisher"], publisher_password)
-        )
-        import_definitions(document)
-        actions.append(
-            f"imported exchange {events['exchange']} and publisher {events['publisher']}"
-        )
+    if not api.has_exchange(vhost, exchange) or not api.has_account(
+        vhost, publisher, publisher_password, publisher_rights(exchange)
+    ):
+        import_definitions(json.dumps(event_bus(vhost, exchange, publisher, publisher_password)))
+        actions.append(f"imported exchange {exchange} and publisher {publisher}")
+    dispatcher = events["webhooks"]
+    dispatcher_password = secret(events["webhooks_secret"])
+    rights = webhooks_rights(exchange)
+    if not api.has_account(vhost, dispatcher, dispatcher_password, rights):
+        import_definitions(json.dumps(account(vhost, dispatcher, dispatcher_password, rights)))
+        actions.append(f"imported the webhook dispatcher {dispatcher}")
     if api.has_user("guest"):
         rabbitmqctl("delete_user", "guest")
         actions.append("deleted guest")

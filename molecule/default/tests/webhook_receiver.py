@@ -1,0 +1,66 @@
+"""A webhook receiver for test_webhooks.py, run inside the device's network namespace (the
+`netns` fixture) on the device's own network address: what a service on the local network
+would be. Prints "listening", then one JSON line per request it answers. Reads commands on
+stdin, one per line: "answer STATUS" (what it answers from now on) and "slow SECONDS" (how
+long it waits before answering).
+
+    webhook_receiver.py ADDRESS PORT [CERT KEY]     with CERT and KEY: HTTPS
+"""
+
+from __future__ import annotations
+
+import json
+import ssl
+import sys
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+behaviour = {"answer": 200, "slow": 0.0}
+printing = threading.Lock()
+
+
+class Handler(BaseHTTPRequestHandler):
+    def do_POST(self) -> None:
+        body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
+        answer, slow = int(behaviour["answer"]), float(behaviour["slow"])
+        record = {
+            "path": self.path,
+            "headers": dict(self.headers.items()),
+            "body": body.decode(),
+            "answer": answer,
+            "slow": slow,
+            "at": time.time(),
+        }
+        with printing:
+            print(json.dumps(record), flush=True)
+        time.sleep(slow)
+        self.send_response(answer)
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+    def log_message(self, format: str, *args: object) -> None:
+        pass
+
+
+def commands() -> None:
+    for line in sys.stdin:
+        what, _, value = line.strip().partition(" ")
+        if what in behaviour:
+            behaviour[what] = float(value)
+
+
+def main() -> None:
+    address, port = sys.argv[1], int(sys.argv[2])
+    server = ThreadingHTTPServer((address, port), Handler)
+    if len(sys.argv) > 3:
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        context.load_cert_chain(sys.argv[3], sys.argv[4])
+        server.socket = context.wrap_socket(server.socket, server_side=True)
+    threading.Thread(target=commands, daemon=True).start()
+    print("listening", flush=True)
+    server.serve_forever()
+
+
+if __name__ == "__main__":
+    main()
