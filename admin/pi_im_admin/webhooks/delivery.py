@@ -67,6 +67,7 @@ async def post(
     secret: str,
     body: bytes,
     headers: dict[str, str],
+    timeout: float,
 ) -> Outcome:
     started = time.monotonic()
     refused = await asyncio.to_thread(targets.refusal, url)
@@ -80,10 +81,15 @@ async def post(
         **headers,
     }
     try:
-        # Streamed and closed unread: what the receiver answers is its status alone.
-        async with http.stream("POST", url, content=body, headers=signed) as response:
-            status, phrase = response.status_code, response.reason_phrase
-            location = response.headers.get("location", "")[:200]
+        # The whole exchange within the timeout (a receiver trickling its answer out byte by
+        # byte holds no delivery longer); streamed and closed unread: what the receiver
+        # answers is its status alone.
+        async with asyncio.timeout(timeout):
+            async with http.stream("POST", url, content=body, headers=signed) as response:
+                status, phrase = response.status_code, response.reason_phrase
+                location = response.headers.get("location", "")[:200]
+    except TimeoutError:
+        return Outcome(Verdict.RETRY, None, "no answer in time", time.monotonic() - started)
     except httpx.HTTPError as error:
         return Outcome(Verdict.RETRY, None, _reason(error), time.monotonic() - started)
     seconds = time.monotonic() - started

@@ -129,6 +129,7 @@ class Worker:
                 "X-Pi-Im-Attempt": str(attempts),
                 "X-Pi-Im-Webhook": str(endpoint.id),
             },
+            config.timeout,
         )
         verdict = outcome.verdict
         if verdict is Verdict.RETRY and attempts < config.attempts:

@@ -92,7 +92,11 @@ def check_url(raw: str) -> str:
             "logged by servers. Deliveries are signed instead (check X-Pi-Im-Signature)."
         )
     address = _address(host)
-    if host == "localhost" or host.endswith(".localhost") or (address and address.is_loopback):
+    if (
+        host == "localhost"
+        or host.endswith(".localhost")
+        or (address and (address.is_loopback or address.is_unspecified))
+    ):
         raise Problem(
             f"{host} is the device itself, where its private services listen; point the "
             "webhook at a service on another machine or in a container on the device."
@@ -119,8 +123,8 @@ def refusal(url: str) -> str | None:
     except OSError as error:
         return f"{host} does not resolve: {error.strerror or error}"
     addresses = {ipaddress.ip_address(info[4][0].split("%")[0]) for info in infos}
-    if any(address.is_loopback for address in addresses):
-        return f"{host} resolves to the device's loopback"
+    if any(address.is_loopback or address.is_unspecified for address in addresses):
+        return f"{host} resolves to the device itself"
     if parts.scheme == "http" and not all(_lan(address) for address in addresses):
         return f"{host} resolves outside the local network, and plain http:// stays on it"
     return None

@@ -209,6 +209,16 @@ def broker_api(host, password: str, path: str) -> tuple[int, str]:  # type: igno
     return int(status), body
 
 
+def broker_whoami_command(password: str) -> str:
+    """A shell command that succeeds when RabbitMQ's administrator signs in to the management
+    API with this password (the password on curl's standard input, not its command line)."""
+    return (
+        "printf 'user = \"admin:%s\"\\n' " + f"'{password}'"
+        " | curl -s -o /dev/null -w '%{http_code}' -K - http://127.0.0.1:15672/api/whoami"
+        " | grep -qx 200"
+    )
+
+
 def broker_takes(host, password: str) -> bool:  # type: ignore[no-untyped-def]
     """RabbitMQ's administrator signs in to the management API with this password."""
     return broker_api(host, password, "whoami")[0] == 200

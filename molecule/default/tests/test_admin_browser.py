@@ -173,3 +173,37 @@ def test_the_reachability_page_in_a_browser(host, page: Page, address: str) -> N
     expect(page).to_have_url(f"{base}/reachability")
     expect(page.get_by_role("heading", name="On your router")).to_be_visible()
     page.screenshot(path=ARTIFACTS / "reachability.png", full_page=True)
+
+
+def test_an_admin_registers_a_webhook_sees_its_secret_once_and_deletes_it(
+    host, page: Page, address: str
+) -> None:
+    base = f"https://{address}:8080"
+    sign_in(page, host, base)
+    page.get_by_role("link", name="Webhooks").click()
+    name = f"w{secrets.token_hex(3)}"
+    page.get_by_label("Name").fill(name)
+    page.get_by_label("URL").fill("http://example.org/hook")
+    page.get_by_label("room.destroyed").check()
+    page.get_by_role("button", name="Register webhook").click()
+    expect(page.get_by_role("alert")).to_contain_text("Plain http:// is for the local network only")
+
+    page.get_by_label("Name").fill(name)
+    page.get_by_label("URL").fill(f"http://{address}:9/hook")
+    page.get_by_label("room.destroyed").check()
+    page.get_by_role("button", name="Register webhook").click()
+    notice = page.get_by_role("status")
+    expect(notice).to_contain_text(f"Webhook {name} registered. Its secret, whsec_")
+    secret_shown = notice.inner_text().split("secret, ")[1].split(",")[0]
+    page.screenshot(path=ARTIFACTS / "webhooks.png", full_page=True)
+
+    page.goto(f"{base}/webhooks")  # not a reload, which would post the form again
+    expect(page.locator("#webhooks")).to_contain_text(f"http://{address}:9/hook")
+    assert secret_shown not in page.content()
+    page.get_by_role("link", name=name).click()
+    expect(page.get_by_role("heading", name=f"Webhook {name}")).to_be_visible()
+    expect(page.locator("#deliveries")).to_contain_text("No delivery yet.")
+    page.get_by_role("link", name="All webhooks").click()
+    page.locator("#webhooks tr", has_text=name).get_by_role("button", name="Delete").click()
+    expect(page.get_by_role("status")).to_have_text("Webhook deleted.")
+    expect(page.locator("#webhooks")).not_to_contain_text(name)

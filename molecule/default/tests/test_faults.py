@@ -45,15 +45,20 @@ def test_a_service_killed_outright_is_back_within_ten_seconds(
         else before
     )
 
+    # One command on the device per look: the time measured is the service's, not that of
+    # several `docker exec`s on a loaded machine.
+    started = (
+        f"systemctl is-active --quiet {service}"
+        f" && pid=$(systemctl show --value -p MainPID {service})"
+        f' && [ "$pid" != {before} ] && [ "$pid" != 0 ]'
+    )
+    if service == "rabbitmq-server":
+        started += " && " + family.broker_whoami_command(story.secrets["rabbitmq-admin-password"])
+
     def back() -> bool:
-        active = host.run(f"systemctl is-active {service}").stdout.strip() == "active"
-        if not active or main_pid(host, service) in (before, "0"):
+        if host.run(started).rc != 0:
             return False
-        if service == "rabbitmq-server":
-            return family.broker_takes(host, story.secrets["rabbitmq-admin-password"])
-        if service == "pi-im-admin":
-            return family.console_answers(address, device_tls)
-        return True
+        return service != "pi-im-admin" or family.console_answers(address, device_tls)
 
     host.check_output(f"kill -9 {victim}")
     took = family.seconds_until(back)
