@@ -36,13 +36,10 @@ EJABBERD_CONFIG = "/etc/ejabberd/ejabberd.yml"
 
 # It recreates the device (test_demo_container.py): whatever else runs, it runs last.
 LAST = "test_demo_container.py"
-# It times how soon a killed service is back (bound: 10 s): first, while the device is
-# freshly converged and make test's other lane is in its own lighter tests, not its converge.
-FIRST = "test_faults.py"
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    items.sort(key=lambda item: (item.path.name != FIRST, item.path.name == LAST))
+    items.sort(key=lambda item: item.path.name == LAST)
 
 
 @dataclass(frozen=True)
