@@ -216,10 +216,8 @@ def test_pause_resume_new_secret_and_delete_are_audited(app) -> None:  # type: i
     assert admin.patch(path, json={"paused": True}).status_code == 204
     assert admin.get(path).json()["paused"] is True
     assert admin.patch(path, json={"paused": False, "events": ["user.login"]}).status_code == 204
-    assert (
-        admin.get(path).json() | {"paused": False, "events": ["user.login"]}
-        == admin.get(path).json()
-    )
+    resumed = admin.get(path).json()
+    assert (resumed["paused"], resumed["events"]) == (False, ["user.login"])
     renewed = admin.post(f"{path}/secret").json()["secret"]
     assert renewed != made["secret"]
     assert store.endpoints(db)[0].secret == renewed

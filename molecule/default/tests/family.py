@@ -198,25 +198,26 @@ def check_console(story: Story, address: str, tls: ssl.SSLContext) -> None:
         assert web.get(f"/invite/{story.invite}").status_code == 200
 
 
-def broker_api(host, password: str, path: str) -> tuple[int, str]:  # type: ignore[no-untyped-def]
-    """A GET of RabbitMQ's management API as its administrator (the password on curl's
-    standard input, never its command line): the status and the body."""
-    answer = host.check_output(
+def broker_get_command(password: str, path: str, write_out: str, body: bool = True) -> str:
+    """A shell command that GETs RabbitMQ's management API as its administrator (the password
+    on curl's standard input, never its command line), then prints curl's `write_out`."""
+    keep = "" if body else " -o /dev/null"
+    return (
         "printf 'user = \"admin:%s\"\\n' " + f"'{password}'"
-        f" | curl -s -w '\\n%{{http_code}}' -K - http://127.0.0.1:15672/api/{path}"
+        f" | curl -s{keep} -w '{write_out}' -K - http://127.0.0.1:15672/api/{path}"
     )
+
+
+def broker_api(host, password: str, path: str) -> tuple[int, str]:  # type: ignore[no-untyped-def]
+    """The status and the body of a GET of the management API as its administrator."""
+    answer = host.check_output(broker_get_command(password, path, "\\n%{http_code}"))
     body, _, status = answer.rpartition("\n")
     return int(status), body
 
 
 def broker_whoami_command(password: str) -> str:
-    """A shell command that succeeds when RabbitMQ's administrator signs in to the management
-    API with this password (the password on curl's standard input, not its command line)."""
-    return (
-        "printf 'user = \"admin:%s\"\\n' " + f"'{password}'"
-        " | curl -s -o /dev/null -w '%{http_code}' -K - http://127.0.0.1:15672/api/whoami"
-        " | grep -qx 200"
-    )
+    """A shell command that succeeds when the administrator signs in with this password."""
+    return broker_get_command(password, "whoami", "%{http_code}", body=False) + " | grep -qx 200"
 
 
 def broker_takes(host, password: str) -> bool:  # type: ignore[no-untyped-def]
