@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
 
-.PHONY: help venv engine release base-image base-image-bookworm host-packages collections demo demo-down lint test upgrade-test bench bench-faults bench-disk-full bench-wear bench-peers bench-compare bench-tuning bench-logins bench-accounts-remove image image-test clean
+.PHONY: help venv engine release base-image base-image-bookworm host-packages collections demo demo-down lint test upgrade-test bench bench-faults bench-disk-full bench-wear bench-peers bench-compare bench-tuning bench-logins bench-events bench-moderation bench-accounts-remove image image-test clean
 
 help:
 	@echo "make demo       run the appliance in a local container standing in for a Pi"
@@ -20,6 +20,7 @@ help:
 	@echo "make bench-peers / bench-compare   the same against stock ejabberd, Prosody and the appliance on bookworm"
 	@echo "make bench-logins  what a login costs: SCRAM through SASL and SASL2, FAST tokens"
 	@echo "make bench-events  what the event bus costs: events on, with message text, and off"
+	@echo "make bench-moderation  what the moderation list costs a message: none, 1,000 words, 950 words + 50 patterns"
 	@echo "make release    one archive a device applies to itself: pi-im-update --from FILE (build/release/)"
 	@echo "make image      build the Pi 4 SD-card image from Debian's archive (root; ~50 min, ~15 with its caches)"
 	@echo "make image-test boot that image under qemu-system-aarch64 and check it (root; ~15 min)"
@@ -119,6 +120,10 @@ bench-logins: venv collections
 # events, and the server's and RabbitMQ's CPU per message.
 bench-events: venv collections
 	python -m pi_im_bench variants bench/events.toml --target docker:pi-im-demo $(BENCH_OPTIONS)
+
+# No moderation list, 1,000 words, and 950 words with 50 patterns (bench/moderation.toml).
+bench-moderation: venv collections
+	python -m pi_im_bench variants bench/moderation.toml --target docker:pi-im-demo $(BENCH_OPTIONS)
 
 bench-accounts-remove: venv
 	python -m pi_im_bench accounts remove --target $(BENCH_TARGET)

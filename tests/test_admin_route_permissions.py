@@ -117,9 +117,14 @@ def expected(method: str, path: str) -> Permission:
         ("/backups/passphrase", Permission.MANAGE_BACKUPS),
         ("/backups/download", Permission.MANAGE_BACKUPS),
         ("/backups", Permission.RUN_BACKUPS),
+        # Whether moderation's records keep what was said: the owner's.
+        ("/moderation/keep-text", Permission.KEEP_MESSAGE_TEXT),
     ]:
         if section.startswith(prefix):
             return permission
+    if section.startswith("/moderation"):
+        # Its records name people: not for viewers; the list is the admins'.
+        return Permission.VIEW_MODERATION if method == "GET" else Permission.MANAGE_MODERATION
     if method == "GET" or section == "/signout":
         return Permission.VIEW
     for prefix, permission in [

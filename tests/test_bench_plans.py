@@ -1,22 +1,28 @@
-"""bench/tuning.toml, compare.toml and logins.toml: every variant measures what it names (a
-misspelt role variable would converge the appliance as shipped and compare it with itself; a
-misspelt peer would measure nothing) under the README's conditions."""
+"""bench/tuning.toml, compare.toml, logins.toml, events.toml and moderation.toml: every
+variant measures what it names (a misspelt role variable would converge the appliance as
+shipped and compare it with itself; a misspelt peer would measure nothing) under the README's
+conditions."""
 
 from __future__ import annotations
 
+import json
+import re
 import tomllib
 from pathlib import Path
 
 import pytest
 import yaml
 
+from pi_im_bench import moderation
 from pi_im_bench.cli import plan_scenario
+from pi_im_bench.worker import FILLER
 
 ROOT = Path(__file__).resolve().parents[1]
 TUNING = tomllib.loads((ROOT / "bench" / "tuning.toml").read_text())
 COMPARE = tomllib.loads((ROOT / "bench" / "compare.toml").read_text())
 LOGINS = tomllib.loads((ROOT / "bench" / "logins.toml").read_text())
 EVENTS = tomllib.loads((ROOT / "bench" / "events.toml").read_text())
+MODERATION = tomllib.loads((ROOT / "bench" / "moderation.toml").read_text())
 SPECS = yaml.safe_load((ROOT / "roles" / "ejabberd" / "meta" / "argument_specs.yml").read_text())
 OPTIONS = SPECS["argument_specs"]["main"]["options"]
 INVENTORY = yaml.safe_load((ROOT / "inventory" / "demo" / "hosts.yml").read_text())
@@ -27,6 +33,7 @@ ALL_VARIANTS = [
         ("compare", COMPARE),
         ("logins", LOGINS),
         ("events", EVENTS),
+        ("moderation", MODERATION),
     )
     for variant in variants["variant"]
 ]
@@ -113,3 +120,38 @@ def test_events_measures_the_seed_claim_with_the_bus_as_shipped_with_text_and_of
         chosen = plan_scenario(EVENTS, variant, {})
         assert chosen.name == "seed-4000"
         assert [(s.sessions, s.messages_per_second) for s in chosen.steps] == [(4000, 1000)]
+
+
+def test_moderation_measures_the_seed_claim_with_no_list_words_and_the_largest_list():
+    lists = [moderation.spec(v) for v in MODERATION["variant"]]
+    assert lists[0] is None
+    counted = [
+        sorted(
+            (kind, sum(r["kind"] == kind for r in json.loads(doc)["rules"]))
+            for kind in ("word", "pattern")
+        )
+        for doc in lists[1:]
+    ]
+    assert counted == [[("pattern", 0), ("word", 1000)], [("pattern", 50), ("word", 950)]]
+    for variant in MODERATION["variant"]:
+        chosen = plan_scenario(MODERATION, variant, {})
+        assert [(s.sessions, s.messages_per_second) for s in chosen.steps] == [(4000, 1000)]
+
+
+def test_no_entry_of_the_benchmarks_lists_matches_its_messages():
+    """The cost measured is a message passing the list: the common case."""
+    rules = json.loads(moderation.document(950, 50))["rules"]
+    text = ("123 456 7 8 " + FILLER * 3).casefold()
+    words = set(re.findall(r"\w+", text))
+    assert not [r for r in rules if r["kind"] == "word" and r["text"] in words]
+    assert not [
+        r for r in rules if r["kind"] == "pattern" and re.search(r["text"], text, re.IGNORECASE)
+    ]
+    assert len({r["id"] for r in rules}) == 1000
+
+
+def test_a_list_the_console_would_refuse_is_refused_before_the_run():
+    with pytest.raises(moderation.ModerationError, match="at most 1000 entries of which 50"):
+        moderation.document(980, 51)
+    with pytest.raises(moderation.ModerationError, match="unknown"):
+        moderation.spec({"name": "x", "moderation": {"phrases": 3}})

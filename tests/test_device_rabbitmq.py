@@ -73,7 +73,12 @@ def test_the_webhook_dispatcher_may_use_its_own_queues_and_nothing_more() -> Non
         # RabbitMQ matches with Erlang's re, whose syntax these patterns share with Python's.
         return re.search(rights[right], resource) is not None
 
-    for queue in ("pi-im.webhook.7", "pi-im.webhook.7.wait", "pi-im.webhook.12.retry"):
+    for queue in (
+        "pi-im.webhook.7",
+        "pi-im.webhook.7.wait",
+        "pi-im.webhook.12.retry",
+        "pi-im.moderation",
+    ):
         assert may("configure", queue)
         assert may("write", queue)
         assert may("read", queue)
@@ -91,3 +96,4 @@ def test_the_webhook_dispatcher_may_use_its_own_queues_and_nothing_more() -> Non
     assert not may("write", "pi-im.eventsx")
     assert not may("read", "pi-im-bench-events")
     assert not may("read", "pi-im.webhook.7.retry.extra")
+    assert not may("read", "pi-im.moderation.other")

@@ -15,6 +15,8 @@ from pi_im_events import (
     EventError,
     Invitation,
     Message,
+    Moderated,
+    Report,
     Seen,
     Session,
     parse,
@@ -77,7 +79,7 @@ def test_a_room_message_and_a_login_and_the_dropped_notice() -> None:
 
 
 def test_a_type_this_version_does_not_know_is_an_event_without_details() -> None:
-    event = parse(body("moderation.blocked", {"rule": 3}))
+    event = parse(body("someday.new", {"rule": 3}))
     assert event.details is None
     assert event.data == {"rule": 3}
 
@@ -149,3 +151,22 @@ def test_the_consoles_invitation_event_reads_typed_and_fits_the_schema() -> None
         validator.validate(
             json.loads(body("invitation.used", {"invitation": 7, "jid": "c@d", "created_by": "o"}))
         )
+
+
+def test_moderation_events_read_typed_and_fit_the_schema() -> None:
+    validator = jsonschema.Draft202012Validator(
+        schema(), format_checker=jsonschema.Draft202012Validator.FORMAT_CHECKER
+    )
+    blocked = {"from": "ann@chat.test", "to": "bob@chat.test", "kind": "chat", "rules": [3]}
+    event = parse(body("moderation.blocked", blocked))
+    assert event.details == Moderated(
+        sender="ann@chat.test", to="bob@chat.test", kind="chat", rules=(3,)
+    )
+    validator.validate(json.loads(body("moderation.blocked", blocked)))
+    with pytest.raises(jsonschema.ValidationError):
+        validator.validate(json.loads(body("moderation.masked", {**blocked, "rules": []})))
+    report = {"from": "ann@chat.test", "jid": "spam@x.example", "reason": "", "text": "pills"}
+    assert parse(body("moderation.report", report)).details == Report(
+        reporter="ann@chat.test", jid="spam@x.example", reason="", text="pills"
+    )
+    validator.validate(json.loads(body("moderation.report", report)))

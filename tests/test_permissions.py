@@ -38,6 +38,15 @@ def test_admins_manage_webhooks_operators_do_not() -> None:
     assert not allows(Role.VIEWER, Permission.MANAGE_INTEGRATIONS)
 
 
+def test_operators_see_moderation_admins_set_the_list_the_owner_keeps_the_text() -> None:
+    assert allows(Role.OPERATOR, Permission.VIEW_MODERATION)
+    assert not allows(Role.VIEWER, Permission.VIEW_MODERATION)
+    assert allows(Role.ADMIN, Permission.MANAGE_MODERATION)
+    assert not allows(Role.OPERATOR, Permission.MANAGE_MODERATION)
+    assert not allows(Role.ADMIN, Permission.KEEP_MESSAGE_TEXT)
+    assert allows(Role.OWNER, Permission.KEEP_MESSAGE_TEXT)
+
+
 def test_owner_may_do_everything() -> None:
     assert GRANTS[Role.OWNER] == set(Permission)
 

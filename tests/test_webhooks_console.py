@@ -10,19 +10,15 @@ import time
 from pathlib import Path
 
 import pytest
+from console_app import api_client, console_app
+from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from pi_im_events import SignatureError, verify
 
-from pi_im_admin.app import create_app
 from pi_im_admin.auth import SESSION_COOKIE
 from pi_im_admin.errors import Problem
 from pi_im_admin.permissions import Role
-from pi_im_admin.security import Principal, hash_password
-from pi_im_admin.services import operators
-from pi_im_admin.settings import Settings
 from pi_im_admin.webhooks import signing, store, targets
-
-PASSWORD = "correct horse battery"
 
 
 @pytest.mark.parametrize(
@@ -104,32 +100,12 @@ def test_a_receiver_checks_the_signature_with_the_integrators_package() -> None:
 
 
 @pytest.fixture
-def app(tmp_path: Path):  # type: ignore[no-untyped-def]
-    settings = Settings(
-        database=tmp_path / "admin.db",
-        ejabberd_api="http://127.0.0.1:9/api",  # nothing answers: these tests never need it
-        allowed_hosts=("testserver",),
-        tls_pem=None,
-    )
-    app = create_app(settings)
-    ctx = app.state.context
-    app.state.ids = {
-        role: ctx.db.run(
-            "INSERT INTO operators (username, password_hash, role, created_at) VALUES (?, ?, ?, ?)",
-            f"op-{role}",
-            hash_password(PASSWORD),
-            role,
-            time.time(),
-        )
-        for role in Role
-    }
-    return app
+def app(tmp_path: Path) -> FastAPI:
+    return console_app(tmp_path)
 
 
-def client(app, role: Role) -> TestClient:  # type: ignore[no-untyped-def]
-    actor = Principal(name=f"op-{role}", role=role, operator_id=app.state.ids[role])
-    _, token = operators.create_token(app.state.context, actor, "webhooks", role)
-    return TestClient(app, headers={"Authorization": f"Bearer {token}"})
+def client(app: FastAPI, role: Role) -> TestClient:
+    return api_client(app, role, "webhooks")
 
 
 NEW = {"name": "archive", "url": "https://hooks.example.org/in", "events": ["message.chat"]}

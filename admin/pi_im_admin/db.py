@@ -1,5 +1,6 @@
 """The admin service's own small SQLite database: operators, sessions, API tokens,
-invitations, bans, the audit log, dashboard samples, webhooks and their deliveries. XMPP
+invitations, bans, the audit log, dashboard samples, webhooks and their deliveries,
+moderation's list and records. XMPP
 accounts live in ejabberd only."""
 
 from __future__ import annotations
@@ -120,6 +121,37 @@ MIGRATIONS: tuple[str, ...] = (
         id INTEGER PRIMARY KEY,
         type TEXT NOT NULL,
         body TEXT NOT NULL
+    );
+    """,
+    # 5: moderation: the list ejabberd applies (ids never reused, so a record's rule is never
+    # another's), what it blocked and masked and the spam reports (the dispatcher writes
+    # them), and the console's own settings (whether those records keep the text).
+    """
+    CREATE TABLE moderation_rules (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        kind TEXT NOT NULL,
+        text TEXT NOT NULL,
+        action TEXT NOT NULL,
+        created_by TEXT NOT NULL,
+        created_at REAL NOT NULL,
+        UNIQUE (kind, text)
+    );
+    CREATE TABLE moderation_log (
+        id INTEGER PRIMARY KEY,
+        event_id TEXT UNIQUE NOT NULL,
+        at REAL NOT NULL,
+        kind TEXT NOT NULL,
+        sender TEXT NOT NULL,
+        target TEXT NOT NULL,
+        room TEXT,
+        rules TEXT NOT NULL,
+        reason TEXT NOT NULL,
+        text TEXT
+    );
+    CREATE INDEX moderation_log_at ON moderation_log (kind, at);
+    CREATE TABLE console_settings (
+        name TEXT PRIMARY KEY,
+        value TEXT NOT NULL
     );
     """,
 )

@@ -224,6 +224,15 @@ class Ejabberd:
             "last_error": str(status["last_error"]),
         }
 
+    async def set_moderation_rules(self, rules: str) -> str:
+        """The moderation list (mod_moderation's JSON document): "ok", or why ejabberd did
+        not take it (nothing changed then). NotFound when moderation is off."""
+        return str(await self.call("moderation_set_rules", host=self.domain, rules=rules))
+
+    async def moderation_rules(self) -> str:
+        """The list ejabberd applies, as last set."""
+        return str(await self.call("moderation_rules", host=self.domain))
+
     async def upload_usage(self) -> tuple[int, int] | None:
         """Bytes and files members have shared (XEP-0363); None when file sharing is off
         (the command comes with the appliance's mod_upload_space)."""

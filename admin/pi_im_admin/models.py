@@ -195,6 +195,60 @@ class Delivery(BaseModel):
     error: str
 
 
+class NewRule(BaseModel):
+    kind: Literal["word", "pattern"] = Field(
+        description="A word (whole, any case) or a pattern (a PCRE regular expression)"
+    )
+    text: str = Field(max_length=200, examples=["spamlink"])
+    action: Literal["block", "mask"] = Field(
+        description="block: not sent, the sender gets an error; mask: sent with it as ****"
+    )
+
+
+class NewWords(BaseModel):
+    # Under the console's 64 KiB bound on a request's body.
+    words: str = Field(max_length=60000, description="Words separated by spaces, commas or lines")
+    action: Literal["block", "mask"]
+
+
+class Rule(BaseModel):
+    id: int
+    kind: str
+    text: str
+    action: str
+    created_by: str
+    created_at: float
+
+
+class ModerationList(BaseModel):
+    keep_text: bool = Field(
+        description="Whether records of blocked and masked messages keep the text"
+    )
+    rules: list[Rule]
+    max_rules: int
+    max_patterns: int
+
+
+class KeepText(BaseModel):
+    keep_text: bool
+
+
+class RuleIds(BaseModel):
+    ids: list[int]
+
+
+class ModerationRecord(BaseModel):
+    id: int
+    at: float
+    kind: Literal["blocked", "masked", "report"]
+    sender: str = Field(description="Who sent the message, or who reported")
+    target: str = Field(description="To whom it was sent, or who was reported")
+    room: str | None
+    rules: list[int] = Field(description="The rules it matched")
+    reason: str = Field(description="A report's reason (urn:xmpp:reporting:spam, ...)")
+    text: str | None = Field(description="What was said, only while the owner keeps it")
+
+
 class AuditEntry(BaseModel):
     at: float
     actor: str
@@ -355,6 +409,9 @@ class Dashboard(BaseModel):
     )
     paused_webhooks: list[PausedWebhook] = Field(
         default=[], description="Webhooks that get no events until an admin resumes them"
+    )
+    spam_reports: int = Field(
+        default=0, description="Spam reports from users in the last 7 days (Moderation page)"
     )
 
 

@@ -23,6 +23,11 @@ class Permission(StrEnum):
     # Webhooks: what of the device's events leaves it, and for whom (their deliveries are
     # for everyone with VIEW to see).
     MANAGE_INTEGRATIONS = "manage_integrations"
+    # Moderation: what was blocked and who reported whom names people, so viewers do not
+    # see it; the list is the admins'; whether records keep what was said, the owner's.
+    VIEW_MODERATION = "view_moderation"
+    MANAGE_MODERATION = "manage_moderation"
+    KEEP_MESSAGE_TEXT = "keep_message_text"
 
 
 class Role(StrEnum):
@@ -38,6 +43,7 @@ _OPERATOR = {
     Permission.MANAGE_GROUPS,
     Permission.MANAGE_INVITES,
     Permission.BROADCAST,
+    Permission.VIEW_MODERATION,
 }
 _ADMIN = _OPERATOR | {
     Permission.VIEW_AUDIT,
@@ -46,6 +52,7 @@ _ADMIN = _OPERATOR | {
     Permission.MANAGE_TOKENS,
     Permission.RUN_BACKUPS,
     Permission.MANAGE_INTEGRATIONS,
+    Permission.MANAGE_MODERATION,
 }
 
 GRANTS: dict[Role, frozenset[Permission]] = {

@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from . import disk_full, faults, netpath, report, scenario, vanish, wear
+from . import disk_full, faults, moderation, netpath, report, scenario, vanish, wear
 from .accounts import Manifest, derive_accounts, helper_rows
 from .events import EventCount
 from .probe_reader import Probe
@@ -32,7 +32,7 @@ from .target import (
 REPO = Path(__file__).resolve().parents[2]
 HELPER = "pi-im-bench-accounts"
 CHUNK = 5000
-VARIANT_KEYS = {"name", "vars", "set", "target"}
+VARIANT_KEYS = {"name", "vars", "set", "target", "moderation"}
 
 
 def parse_target(spec: str, args: argparse.Namespace) -> Target:
@@ -252,6 +252,8 @@ def command_variants(args: argparse.Namespace) -> int:
         check_destination(target.host, args.allow_remote)
         check_path(target, most)
     host = appliance.partition(":")[2]
+    lists = {v["name"]: moderation.spec(v) for v in variants}
+    domain = helper_info(targets[appliance])["domain"] if any(lists.values()) else ""
     results = []
     try:
         for round_number in range(1, args.repeat + 1):
@@ -259,10 +261,15 @@ def command_variants(args: argparse.Namespace) -> int:
                 spec = variant.get("target", appliance)
                 if spec == appliance:
                     converge(args.inventory, host, variant.get("vars", {}))
+                    if domain:  # the variant's list, or none
+                        rules = lists[variant["name"]] or moderation.document(0, 0)
+                        moderation.apply(targets[spec], domain, rules)
                 chosen = plan_scenario(plan, variant, overrides(args.set))
                 label = f"{variant['name']} #{round_number}"
                 results.append(measure(targets[spec], chosen, args, label))
     finally:
+        if domain:
+            moderation.apply(targets[appliance], domain, moderation.document(0, 0))
         converge(args.inventory, host, {})
         if not args.keep_accounts:
             for target in targets.values():

@@ -20,10 +20,12 @@ PATTERNS = {
 # RabbitMQ's VM (Debian's unit starts it with `-s rabbit boot`).
 BROKER = re.compile(r"beam\.smp.* -s rabbit boot")
 ERL_CALL = "/usr/lib/erlang/bin/erl_call"
-# The VM's memory split, and how many ports and processes it holds (sized by ejabberdctl.cfg).
+# The VM's memory split, how many ports and processes it holds (sized by ejabberdctl.cfg) and
+# ejabberd's own session count (exact, where the process count moves with transient work).
 ERLANG_QUERY = (
     "[{port_count, erlang:system_info(port_count)},"
-    " {process_count, erlang:system_info(process_count)} | erlang:memory()].\n"
+    " {process_count, erlang:system_info(process_count)},"
+    " {sessions, catch ejabberd_sm:connected_users_number()} | erlang:memory()].\n"
 )
 
 

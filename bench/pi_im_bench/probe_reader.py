@@ -20,7 +20,7 @@ class ServerSample:
     at: float  # controller's monotonic clock
     rss_kb: int
     cpu_s: float
-    erlang: dict[str, int] | None  # erlang:memory() split, port_count, process_count
+    erlang: dict[str, int] | None  # erlang:memory() split, port_count, process_count, sessions
     broker_cpu_s: float | None = None  # RabbitMQ's, beside the appliance's ejabberd
 
     @property

@@ -29,6 +29,8 @@ from .xmpp import Endpoint, Session, SessionError, client_tls_context
 
 TICK_SECONDS = 1.0
 IDLE_POLL_SECONDS = 0.01  # how often a sender without a rate looks again
+# A message's text after its header: words, as people write (the moderation list reads them).
+FILLER = "see you at the station at eight, bring the tickets and some water for the kids. "
 
 
 @dataclass
@@ -262,7 +264,12 @@ class Worker:
             recipient = self.random.choice(self.recipients)
         self.sequence += 1
         head = f"{self.spec.run_id} {time.monotonic_ns()} {self.spec.index} {self.sequence} "
-        body = head + "x" * max(0, self.message_bytes - len(head))
+        body = (
+            head
+            + (FILLER * (1 + self.message_bytes // len(FILLER)))[
+                : max(0, self.message_bytes - len(head))
+            ]
+        )
         to = f"{account_name(recipient)}@{self.spec.domain}/{self.spec.resource_name}"
         try:
             session.send_chat(to, body, f"m{self.spec.index}-{self.sequence}")

@@ -76,7 +76,30 @@ class Invitation:
     group: str | None
 
 
-Details = Message | Session | Account | Room | Dropped | Invitation
+@dataclass(frozen=True)
+class Moderated:
+    """moderation.blocked and moderation.masked: a message the moderation list stopped or
+    masked (the text only while the device's owner keeps it)."""
+
+    sender: str
+    to: str
+    kind: str
+    rules: tuple[int, ...]
+    room: str | None = None
+    text: str | None = None
+
+
+@dataclass(frozen=True)
+class Report:
+    """moderation.report: a user blocked someone and reported them (XEP-0377)."""
+
+    reporter: str
+    jid: str
+    reason: str
+    text: str
+
+
+Details = Message | Session | Account | Room | Dropped | Invitation | Moderated | Report
 
 
 @dataclass(frozen=True)
@@ -118,6 +141,19 @@ class Event:
                     jid=data["jid"],
                     created_by=data["created_by"],
                     group=data["group"],
+                )
+            if self.type in ("moderation.blocked", "moderation.masked"):
+                return Moderated(
+                    sender=data["from"],
+                    to=data["to"],
+                    kind=data["kind"],
+                    rules=tuple(int(rule) for rule in data["rules"]),
+                    room=data.get("room"),
+                    text=data.get("text"),
+                )
+            if self.type == "moderation.report":
+                return Report(
+                    reporter=data["from"], jid=data["jid"], reason=data["reason"], text=data["text"]
                 )
             if self.type == "events.dropped":
                 return Dropped(

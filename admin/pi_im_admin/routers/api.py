@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Query, Request, Response, status
 
@@ -11,7 +11,16 @@ from ..auth import ContextDep, api
 from ..errors import Problem
 from ..permissions import Permission as P
 from ..security import Principal
-from ..services import backups, dashboard, groups, invites, operators, users, webhooks
+from ..services import (
+    backups,
+    dashboard,
+    groups,
+    invites,
+    moderation,
+    operators,
+    users,
+    webhooks,
+)
 from ..web import invite_url
 
 _errors: dict[int | str, dict[str, object]] = {
@@ -420,6 +429,84 @@ async def list_deliveries(
     limit: Annotated[int, Query(ge=1, le=1000)] = 200,
 ):
     return webhooks.deliveries(ctx, webhook_id, limit)
+
+
+def _moderation_list(ctx: ContextDep) -> dict[str, object]:
+    return {
+        "keep_text": moderation.keeps_text(ctx),
+        "rules": [rule.__dict__ for rule in moderation.rules(ctx)],
+        "max_rules": moderation.MAX_RULES,
+        "max_patterns": moderation.MAX_PATTERNS,
+    }
+
+
+@router.get("/moderation", response_model=models.ModerationList, tags=["moderation"])
+async def get_moderation(
+    _: Annotated[Principal, Depends(api(P.VIEW_MODERATION))],
+    ctx: ContextDep,
+):
+    return _moderation_list(ctx)
+
+
+@router.post(
+    "/moderation/rules", response_model=models.RuleIds, status_code=201, tags=["moderation"]
+)
+async def add_moderation_rule(
+    body: models.NewRule,
+    who: Annotated[Principal, Depends(api(P.MANAGE_MODERATION))],
+    ctx: ContextDep,
+):
+    """Applied to the next message on: ejabberd checks the rule (a pattern must compile) and
+    takes it, or nothing changes."""
+    return {"ids": [await moderation.add(ctx, who, body.kind, body.text, body.action)]}
+
+
+@router.post(
+    "/moderation/words", response_model=models.RuleIds, status_code=201, tags=["moderation"]
+)
+async def add_moderation_words(
+    body: models.NewWords,
+    who: Annotated[Principal, Depends(api(P.MANAGE_MODERATION))],
+    ctx: ContextDep,
+):
+    """All the words or none; words already in the list are left as they are."""
+    return {"ids": await moderation.add_words(ctx, who, body.words, body.action)}
+
+
+@router.delete(
+    "/moderation/rules/{rule_id}", status_code=204, response_class=Response, tags=["moderation"]
+)
+async def remove_moderation_rule(
+    rule_id: models.RowId,
+    who: Annotated[Principal, Depends(api(P.MANAGE_MODERATION))],
+    ctx: ContextDep,
+):
+    await moderation.remove(ctx, who, rule_id)
+    return NO_CONTENT
+
+
+@router.put("/moderation/keep-text", response_model=models.ModerationList, tags=["moderation"])
+async def keep_moderation_text(
+    body: models.KeepText,
+    who: Annotated[Principal, Depends(api(P.KEEP_MESSAGE_TEXT))],
+    ctx: ContextDep,
+):
+    """The owner's choice: records of blocked and masked messages keep what was said."""
+    await moderation.keep_text(ctx, who, body.keep_text)
+    return _moderation_list(ctx)
+
+
+@router.get(
+    "/moderation/records", response_model=list[models.ModerationRecord], tags=["moderation"]
+)
+async def list_moderation_records(
+    _: Annotated[Principal, Depends(api(P.VIEW_MODERATION))],
+    ctx: ContextDep,
+    kind: Annotated[Literal["blocked", "masked", "report"] | None, Query()] = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 200,
+):
+    """The latest first: blocked and masked messages, spam reports."""
+    return moderation.records(ctx, kind, limit)
 
 
 @router.get("/health", response_model=models.Health, tags=["health"])

@@ -22,7 +22,16 @@ from ..errors import Problem
 from ..permissions import Permission as P
 from ..permissions import Role
 from ..security import Principal, new_token
-from ..services import backups, dashboard, groups, invites, operators, users, webhooks
+from ..services import (
+    backups,
+    dashboard,
+    groups,
+    invites,
+    moderation,
+    operators,
+    users,
+    webhooks,
+)
 from ..web import client_address, flash, invite_url, render
 from ..webhooks.targets import EVENT_TYPES
 
@@ -809,4 +818,94 @@ async def webhook_deliveries(
         who,
         webhook=webhooks.detail(ctx, webhook_id),
         deliveries=webhooks.deliveries(ctx, webhook_id),
+    )
+
+
+# Moderation
+
+
+@router.get("/moderation")
+async def moderation_page(
+    request: Request,
+    who: Annotated[Principal, Depends(page(P.VIEW_MODERATION))],
+    ctx: ContextDep,
+) -> HTMLResponse:
+    rules = moderation.rules(ctx)
+    return render(
+        request,
+        "moderation.html",
+        who,
+        words=[r for r in rules if r.kind == "word"],
+        patterns=[r for r in rules if r.kind == "pattern"],
+        rules_by_id={r.id: r for r in rules},
+        keep_text=moderation.keeps_text(ctx),
+        in_step=await moderation.in_step(ctx),
+        reports=moderation.records(ctx, "report", 100),
+        records=[r for r in moderation.records(ctx, None, 300) if r["kind"] != "report"][:200],
+        max_rules=moderation.MAX_RULES,
+        max_patterns=moderation.MAX_PATTERNS,
+    )
+
+
+@router.post("/moderation/rules")
+async def moderation_add(
+    request: Request,
+    who: Annotated[Principal, Depends(form_action(P.MANAGE_MODERATION))],
+    ctx: ContextDep,
+    kind: Annotated[str, Form(max_length=20)] = "",
+    text: Annotated[str, Form(max_length=1000)] = "",
+    action: Annotated[str, Form(max_length=20)] = "",
+) -> Response:
+    return await act(
+        request,
+        "/moderation",
+        lambda: moderation.add(ctx, who, kind, text, action),
+        lambda rule_id: f"Added as rule #{rule_id}: it applies from the next message on.",
+    )
+
+
+@router.post("/moderation/words")
+async def moderation_add_words(
+    request: Request,
+    who: Annotated[Principal, Depends(form_action(P.MANAGE_MODERATION))],
+    ctx: ContextDep,
+    words: Annotated[str, Form(max_length=60000)] = "",
+    action: Annotated[str, Form(max_length=20)] = "",
+) -> Response:
+    return await act(
+        request,
+        "/moderation",
+        lambda: moderation.add_words(ctx, who, words, action),
+        lambda ids: f"{len(ids)} words added (words already in the list are left as they are).",
+    )
+
+
+@router.post("/moderation/rules/{rule_id}/delete")
+async def moderation_remove(
+    request: Request,
+    rule_id: models.RowId,
+    who: Annotated[Principal, Depends(form_action(P.MANAGE_MODERATION))],
+    ctx: ContextDep,
+) -> Response:
+    return await act(
+        request,
+        "/moderation",
+        lambda: moderation.remove(ctx, who, rule_id),
+        f"Rule #{rule_id} removed.",
+    )
+
+
+@router.post("/moderation/keep-text")
+async def moderation_keep_text(
+    request: Request,
+    who: Annotated[Principal, Depends(form_action(P.KEEP_MESSAGE_TEXT))],
+    ctx: ContextDep,
+    keep: Annotated[str, Form(max_length=10)] = "",
+) -> Response:
+    on = keep == "on"
+    return await act(
+        request,
+        "/moderation",
+        lambda: moderation.keep_text(ctx, who, on),
+        "Records now keep what was said." if on else "Records no longer keep what was said.",
     )

@@ -15,7 +15,7 @@ from ..context import Context
 from ..errors import Problem
 from ..security import Principal
 from ..settings import Settings
-from . import webhooks
+from . import moderation, webhooks
 
 _TICKS = os.sysconf("SC_CLK_TCK")
 _PAGE = os.sysconf("SC_PAGE_SIZE")
@@ -101,6 +101,7 @@ async def overview(ctx: Context) -> dict[str, object]:
             for w in webhooks.listing(ctx)
             if w["paused"]
         ],
+        "spam_reports": moderation.recent_reports(ctx),
     }
 
 

@@ -6,7 +6,8 @@ failure): the event waits in the webhook's wait queue for its back-off delay and
 through RabbitMQ (topology); meanwhile the worker takes nothing new, so order holds. After
 the last attempt it is failed. `pause_after` failed events in a row pause the webhook.
 The console's changes are read from its database every `poll` seconds, and its own events
-(the outbox) published to the events exchange.
+(the outbox) published to the events exchange. Moderation's records come in beside
+(records).
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ import httpx
 from aio_pika.abc import AbstractChannel, AbstractConnection, AbstractIncomingMessage
 
 from ..db import Database
-from . import delivery, store, topology
+from . import delivery, records, store, topology
 from .config import Config
 from .delivery import Verdict
 
@@ -222,20 +223,26 @@ class Dispatcher:
         workers: dict[int, tuple[store.Endpoint, asyncio.Task[None]]] = {}
         closed = asyncio.Event()
         connection.close_callbacks.add(lambda *_: closed.set())
+        recording: asyncio.Task[None] | None = None
         async with delivery.client(self.config.timeout) as http:
             try:
                 while not closed.is_set():
+                    if recording is None or recording.done():
+                        if recording is not None and not recording.cancelled():
+                            log.warning("moderation records: %s", recording.exception())
+                        recording = asyncio.create_task(
+                            records.run(connection, self.config.exchange, self.db)
+                        )
                     current = await asyncio.to_thread(store.endpoints, self.db)
                     await self.settle(connection, http, workers, current)
                     await self.publish_outbox(connection)
                     with contextlib.suppress(asyncio.TimeoutError):
                         await asyncio.wait_for(closed.wait(), self.config.poll)
             finally:
-                for _, task in workers.values():
+                tasks = [task for _, task in workers.values()] + ([recording] if recording else [])
+                for task in tasks:
                     task.cancel()
-                await asyncio.gather(
-                    *(task for _, task in workers.values()), return_exceptions=True
-                )
+                await asyncio.gather(*tasks, return_exceptions=True)
 
     async def publish_outbox(self, connection: AbstractConnection) -> None:
         """The console's own events onto the bus, each removed once RabbitMQ confirms it."""

@@ -22,6 +22,9 @@ EVENT_TYPES = (
     "room.destroyed",
     "events.dropped",
     "invitation.used",
+    "moderation.blocked",
+    "moderation.masked",
+    "moderation.report",
 )
 MAX_URL = 2048
 # Names that only a local network resolves (RFC 6762 .local, RFC 8375 home.arpa, common others).

@@ -207,3 +207,33 @@ def test_an_admin_registers_a_webhook_sees_its_secret_once_and_deletes_it(
     page.locator("#webhooks tr", has_text=name).get_by_role("button", name="Delete").click()
     expect(page.get_by_role("status")).to_have_text("Webhook deleted.")
     expect(page.locator("#webhooks")).not_to_contain_text(name)
+
+
+def test_an_admin_keeps_a_moderation_list_and_is_told_what_it_refuses(
+    host, page: Page, address: str
+) -> None:
+    base = f"https://{address}:8080"
+    sign_in(page, host, base)
+    page.get_by_role("navigation").get_by_role("link", name="Moderation").click()
+    expect(page.get_by_role("heading", name="Moderation", exact=True)).to_be_visible()
+    word = f"rude{secrets.token_hex(3)}"
+    page.get_by_label("Words").fill(f"{word}, Another{word}\n{word}")
+    page.locator("#add-words").get_by_label("Action").select_option("block")
+    page.get_by_role("button", name="Add words").click()
+    expect(page.get_by_role("status")).to_have_text(
+        "2 words added (words already in the list are left as they are)."
+    )
+    expect(page.locator("#words")).to_contain_text(f"another{word}")
+
+    page.get_by_label("Pattern").fill("(unclosed")
+    page.get_by_role("button", name="Add pattern").click()
+    expect(page.get_by_role("alert")).to_contain_text(
+        "Not changed: the pattern '(unclosed': missing )"
+    )
+    expect(page.locator("#patterns")).to_contain_text("None.")
+    page.screenshot(path=ARTIFACTS / "moderation.png", full_page=True)
+
+    for text in (f"another{word}", word):  # the longer first: the other is part of it
+        page.locator("#words tr", has_text=text).get_by_role("button", name="Remove").click()
+        expect(page.get_by_role("status")).to_contain_text("removed.")
+    expect(page.locator("#words")).not_to_contain_text(word)

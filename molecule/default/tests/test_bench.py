@@ -65,11 +65,10 @@ def test_server_was_sampled_on_the_device(smoke: dict) -> None:
     samples = [p for p in result["timeline"] if p["server_rss_kb"]]
     assert samples, "no server-side sample"
     assert all(p["erlang_total"] for p in samples), "Erlang memory not read through erl_call"
-    # Memory is too noisy at 50 sessions to show them; ejabberd's process count is not: one
-    # session process each, seen on the device while they were up.
+    # Memory is too noisy at 50 sessions to show them, and the VM's process count moves by a few
+    # with transient work; ejabberd's session count, read on the device, shows each of them.
     (step,) = result["steps"]
-    before = result["baseline"]["erlang"]["process_count"]
-    assert step["erlang_after_login"]["process_count"] - before >= 50
+    assert step["erlang_after_login"]["sessions"] >= 50
 
 
 def test_every_message_became_one_event_and_rabbitmq_was_sampled(host, smoke: dict) -> None:

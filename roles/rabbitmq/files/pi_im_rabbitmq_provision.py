@@ -82,20 +82,20 @@ def publisher_rights(exchange: str) -> dict[str, str]:
     return {"configure": "^$", "write": f"^{re.escape(exchange)}$", "read": "^$"}
 
 
-# The webhook dispatcher's queues (pi_im_admin.webhooks.topology): pi-im.webhook.N and its
-# .wait and .retry.
-WEBHOOK_QUEUES = r"pi\-im\.webhook\.[0-9]+(\.wait|\.retry)?"
+# The webhook dispatcher's queues: each webhook's pi-im.webhook.N and its .wait and .retry
+# (pi_im_admin.webhooks.topology), and pi-im.moderation, what moderation did, for the console.
+DISPATCHER_QUEUES = r"pi\-im\.(webhook\.[0-9]+(\.wait|\.retry)?|moderation)"
 
 
 def webhooks_rights(exchange: str) -> dict[str, str]:
-    """The webhook dispatcher's: its own queues, bound to the events exchange (read on it),
-    the default exchange to park an event for its next attempt (write on amq.default), and
-    the events exchange for the console's own events (an invitation used). It reads no other
-    queue and declares nothing else."""
+    """The webhook dispatcher's: its own queues (the webhooks', moderation's records), bound
+    to the events exchange (read on it), the default exchange to park an event for its next
+    attempt (write on amq.default), and the events exchange for the console's own events (an
+    invitation used). It reads no other queue and declares nothing else."""
     return {
-        "configure": f"^{WEBHOOK_QUEUES}$",
-        "write": f"^({WEBHOOK_QUEUES}|amq\\.default|{re.escape(exchange)})$",
-        "read": f"^({WEBHOOK_QUEUES}|{re.escape(exchange)})$",
+        "configure": f"^{DISPATCHER_QUEUES}$",
+        "write": f"^({DISPATCHER_QUEUES}|amq\\.default|{re.escape(exchange)})$",
+        "read": f"^({DISPATCHER_QUEUES}|{re.escape(exchange)})$",
     }
 
 

@@ -37,8 +37,11 @@
 -export([user_send_packet/1, muc_filter_message/3, user_login/3, user_logout/3,
          user_created/2, user_deleted/2, room_created/3, room_destroyed/3]).
 -export([event_bus_status/1, dropped/4]).
+%% For the appliance's other modules (mod_moderation): events of their own, whichever
+%% types are switched on here, and how a message is encrypted.
+-export([publish_event/3, encryption/1, encoder/0]).
 -ifdef(TEST).
--export([envelope/4, message_data/3, encryption/1, encode/1, encoder/0]).
+-export([envelope/4, message_data/3, encode/1]).
 -endif.
 
 -define(VERSION, 1).
@@ -134,6 +137,10 @@ stop_publisher(Host) ->
 publish(Host, Type, Data) ->
     Body = encode(envelope(Host, Type, erlang:system_time(microsecond), Data)),
     pi_im_stomp:publish(proc(Host), atom_to_binary(Type, utf8), Body).
+
+%% Another module's event: published while this module runs on the host.
+publish_event(Host, Type, Data) when is_atom(Type), is_map(Data) ->
+    publish(Host, Type, Data).
 
 %% The event that stands where events were dropped (buffer full).
 dropped(Host, Count, FirstMs, LastMs) ->
