@@ -121,8 +121,10 @@ bench-logins: venv collections
 bench-events: venv collections
 	python -m pi_im_bench variants bench/events.toml --target docker:pi-im-demo $(BENCH_OPTIONS)
 
-# No moderation list, 1,000 words, and 950 words with 50 patterns (bench/moderation.toml).
+# What moderation and the event bus add to a message, timed inside ejabberd; then no list,
+# 1,000 words, and 950 words with 50 patterns under the seed claim (bench/moderation.toml).
 bench-moderation: venv collections
+	python -m pi_im_bench hook-cost --target docker:pi-im-demo
 	python -m pi_im_bench variants bench/moderation.toml --target docker:pi-im-demo $(BENCH_OPTIONS)
 
 bench-accounts-remove: venv

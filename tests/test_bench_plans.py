@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from pi_im_bench import moderation
+from pi_im_bench import hook_cost, moderation
 from pi_im_bench.cli import plan_scenario
 from pi_im_bench.worker import FILLER
 
@@ -155,3 +155,21 @@ def test_a_list_the_console_would_refuse_is_refused_before_the_run():
         moderation.document(980, 51)
     with pytest.raises(moderation.ModerationError, match="unknown"):
         moderation.spec({"name": "x", "moderation": {"phrases": 3}})
+
+
+def test_every_list_and_the_event_bus_are_timed_and_the_answer_read_however_printed():
+    expression = hook_cost.expression(100, 3)
+    assert expression.count("kind => word") == 1950
+    assert expression.count("kind => pattern") == 50
+    assert "mod_event_bus:publish_event(Host, 'bench.hook_cost', Data)" in expression
+    answer = (
+        '{ok, [{"no list", 15, [0.25, 0.3, 0.26]},\n      {"1,000 words",\n       8123,'
+        '[3.5,3.25,\n        3.75]},\n      {"950 words and 50 patterns",9000,'
+        "[40.0,41.5,1.0e1]}]}"
+    )
+    rows = hook_cost.parse(answer)
+    assert [(r["name"], r["setup_ms"], r["median_us"]) for r in rows] == [
+        ("no list", 0.015, 0.26),
+        ("1,000 words", 8.123, 3.5),
+        ("950 words and 50 patterns", 9.0, 40.0),
+    ]

@@ -13,6 +13,7 @@ from console_app import api_client, console_app
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
+from pi_im_admin import ejabberd
 from pi_im_admin.errors import Problem
 from pi_im_admin.permissions import Role
 from pi_im_admin.services import moderation
@@ -196,3 +197,10 @@ def test_records_are_bounded_the_oldest_go(app, monkeypatch: pytest.MonkeyPatch)
         moderation.record(ctx.db, [row])
     kept = ctx.db.all("SELECT event_id FROM moderation_log ORDER BY id")
     assert [r["event_id"] for r in kept] == [row[0] for row in rows[-3:]]
+
+
+def test_ejabberds_answer_is_read_bare_or_wrapped() -> None:
+    # 24.12 answers a text result bare, 23.01 in a one-key object (the bookworm scenario).
+    assert ejabberd._text("ok") == "ok"
+    assert ejabberd._text({"result": "ok"}) == "ok"
+    assert ejabberd._text({"rules": '{"keep_text":false,"rules":[]}'}).startswith("{")

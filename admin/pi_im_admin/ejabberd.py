@@ -28,6 +28,13 @@ def _number(result: Any) -> int:
     return int(result)
 
 
+def _text(result: Any) -> str:
+    """Text results come bare (24.12) or wrapped in a one-key object (23.01: {"result": "ok"})."""
+    if isinstance(result, dict) and len(result) == 1:
+        result = next(iter(result.values()))
+    return str(result)
+
+
 def trusting(pem: Path) -> ssl.SSLContext:
     """TLS that trusts exactly the device's certificate: the API is reached as 127.0.0.1,
     which no certificate names, so the certificate itself is the check."""
@@ -227,11 +234,11 @@ class Ejabberd:
     async def set_moderation_rules(self, rules: str) -> str:
         """The moderation list (mod_moderation's JSON document): "ok", or why ejabberd did
         not take it (nothing changed then). NotFound when moderation is off."""
-        return str(await self.call("moderation_set_rules", host=self.domain, rules=rules))
+        return _text(await self.call("moderation_set_rules", host=self.domain, rules=rules))
 
     async def moderation_rules(self) -> str:
         """The list ejabberd applies, as last set."""
-        return str(await self.call("moderation_rules", host=self.domain))
+        return _text(await self.call("moderation_rules", host=self.domain))
 
     async def upload_usage(self) -> tuple[int, int] | None:
         """Bytes and files members have shared (XEP-0363); None when file sharing is off

@@ -59,11 +59,7 @@ def nodeprep(raw: str) -> str:
         raise Problem("A user name may not contain spaces or control characters.")
     if any(stringprep.in_table_a1(c) for c in value):
         raise Problem("A user name may not contain characters unassigned in Unicode 3.2.")
-    right_to_left = [stringprep.in_table_d1(c) for c in value]
-    if any(right_to_left) and (
-        any(stringprep.in_table_d2(c) for c in value)
-        or not (right_to_left[0] and right_to_left[-1])
-    ):
+    if _mixes_directions(value):
         raise Problem("A user name may not mix right-to-left and left-to-right letters.")
     return value
 
@@ -86,7 +82,29 @@ def password(value: str, username: str = "") -> str:
         raise Problem("The password repeats too few different characters.")
     if value.lower() in _COMMON or (username and username.lower() in value.lower()):
         raise Problem("The password is too easy to guess (common, or contains the user name).")
+    # ejabberd takes only what stringprep's resourceprep profile takes (spaces are fine).
+    if any(check(c) for c in value for check in _PROHIBITED[1:]) or any(
+        stringprep.in_table_a1(c) for c in value
+    ):
+        raise Problem(
+            "The password may not contain control, private-use or unassigned characters, "
+            "or spaces other than the ordinary one."
+        )
+    if _mixes_directions(value):
+        raise Problem("The password may not mix right-to-left and left-to-right letters.")
+    if len(value.encode()) > 1023:
+        raise Problem("The password is too long (at most 1023 bytes).")
     return value
+
+
+def _mixes_directions(value: str) -> bool:
+    """Stringprep's bidirectional rule (RFC 3454 section 6), which nodeprep and resourceprep
+    apply."""
+    right_to_left = [stringprep.in_table_d1(c) for c in value]
+    return any(right_to_left) and (
+        any(stringprep.in_table_d2(c) for c in value)
+        or not (right_to_left[0] and right_to_left[-1])
+    )
 
 
 def name(value: str, what: str) -> str:

@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from . import disk_full, faults, moderation, netpath, report, scenario, vanish, wear
+from . import disk_full, faults, hook_cost, moderation, netpath, report, scenario, vanish, wear
 from .accounts import Manifest, derive_accounts, helper_rows
 from .events import EventCount
 from .probe_reader import Probe
@@ -311,6 +311,23 @@ def command_vanish(args: argparse.Namespace) -> int:
     return 0
 
 
+def command_hook_cost(args: argparse.Namespace) -> int:
+    """What moderation and the event bus add to each message, timed inside ejabberd."""
+    target = parse_target(args.target[0], args)
+    rows = hook_cost.measure(target, args.count, args.rounds)
+    print(
+        f"{target.name}: a 200-byte message checked {args.count:,} times per round, "
+        f"{hook_cost.EVENTS_PER_ROUND:,} events published per round, {args.rounds} rounds"
+    )
+    print("| per message | setup ms | µs (median) | each round |")
+    print("|---|---:|---:|---|")
+    for row in rows:
+        rounds = ", ".join(f"{x:.1f}" for x in row["rounds_us"])
+        label = row["name"] if row["name"] == "event bus" else f"moderation: {row['name']}"
+        print(f"| {label} | {row['setup_ms']:.1f} | {row['median_us']:.1f} | {rounds} |")
+    return 0
+
+
 def command_netpath(args: argparse.Namespace) -> int:
     """Congestion control and qdisc behind a bloated uplink, on the device (netpath.py)."""
     target = parse_target(args.target[0], args)
@@ -507,6 +524,14 @@ def parser() -> argparse.ArgumentParser:
         "--limit", type=float, default=3 * 3600, help="give up after this many seconds"
     )
     vanished.set_defaults(func=command_vanish)
+
+    hooks = sub.add_parser(
+        "hook-cost", help="what moderation and the event bus add to each message, in µs"
+    )
+    target_options(hooks)
+    hooks.add_argument("--count", type=int, default=20000, help="moderation checks per round")
+    hooks.add_argument("--rounds", type=int, default=7, help="rounds (the median is given)")
+    hooks.set_defaults(func=command_hook_cost)
 
     netpath = sub.add_parser(
         "netpath", help="congestion control and qdisc for chat behind a bloated uplink"

@@ -54,6 +54,10 @@ class Client(slixmpp.ClientXMPP):
 
     async def _started(self, _event: object) -> None:
         self.send_presence()
+        # The server takes a session's stanzas in order: once the roster is here, the
+        # presence is in, and a message to the bare address reaches this session instead of
+        # the offline store (a sender logged in beside it could otherwise win the race).
+        await self.get_roster()
         encrypted = isinstance(self.socket, ssl.SSLObject | ssl.SSLSocket)
         self._settle(
             f"session started, encrypted={encrypted}, "

@@ -1,0 +1,115 @@
+"""What the appliance's ejabberd modules add to each message, timed inside the running
+ejabberd (erl_call), where the end-to-end run's CPU per message is too noisy to show tens of
+microseconds:
+
+- the moderation matcher (mod_moderation_rules:check) on a benchmark message, against no
+  list, 1,000 words, and the console's largest list (950 words and 50 patterns), none
+  matching: the common case;
+- the event bus's work in the sender's process (mod_event_bus:publish_event: the envelope,
+  its JSON, the cast to the publisher) for a chat message's metadata, published as
+  `bench.hook_cost`, which nothing is bound to.
+
+Each is `count` calls per round, `rounds` rounds; the median of the rounds is given.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import statistics
+from typing import Any
+
+from .moderation import ModerationError, document
+from .target import Target
+from .worker import FILLER
+
+ERL_CALL = "/usr/lib/erlang/bin/erl_call"
+COOKIE = "/var/lib/ejabberd/.erlang.cookie"
+# The lists timed: none, words only, the console's largest.
+LISTS = (("no list", 0, 0), ("1,000 words", 1000, 0), ("950 words and 50 patterns", 950, 50))
+# The publisher's buffer holds 20,000 events: every round's go out well within it.
+EVENTS_PER_ROUND = 1000
+
+
+def _erlang_binary(text: str) -> str:
+    return "<<" + ",".join(str(b) for b in text.encode()) + ">>"
+
+
+def _erlang_rules(words: int, patterns: int) -> str:
+    rules = json.loads(document(words, patterns))["rules"]
+    return (
+        "["
+        + ",".join(
+            f"#{{id => {r['id']}, kind => {r['kind']}, text => {_erlang_binary(r['text'])}, "
+            f"action => {r['action']}}}"
+            for r in rules
+        )
+        + "]"
+    )
+
+
+def expression(count: int, rounds: int) -> str:
+    """Erlang answering [{Name, SetupMicros, [MicrosPerCall...]}]: each moderation list
+    (its compile time as the setup) and the event bus (no setup)."""
+    text = ("1765000000 123456789012345 3 77 " + FILLER * 3)[:200]
+    lists = ",".join(
+        f"{{{_erlang_binary(name)}, {_erlang_rules(words, patterns)}}}"
+        for name, words, patterns in LISTS
+    )
+    return f"""
+Text = {_erlang_binary(text)},
+PerCall = fun(Call, N) ->
+    {{Micros, _}} = timer:tc(fun() -> lists:foreach(fun(_) -> Call() end, lists:seq(1, N)) end),
+    Micros / N
+end,
+Matcher = [begin
+     {{CompileMicros, {{ok, C}}}} = timer:tc(mod_moderation_rules, compile, [Rules]),
+     Check = fun() -> pass = mod_moderation_rules:check(Text, C) end,
+     {{binary_to_list(Name), CompileMicros,
+      [PerCall(Check, {count}) || _ <- lists:seq(1, {rounds})]}}
+ end || {{Name, Rules}} <- [{lists}]],
+Host = hd(ejabberd_option:hosts()),
+Data = #{{<<"from">> => <<"bench-00001@", Host/binary, "/bench">>,
+         <<"to">> => <<"bench-00002@", Host/binary>>, <<"message_id">> => <<"m3-77">>,
+         <<"origin_id">> => null, <<"stanza_id">> => <<"1765000000123456">>,
+         <<"file">> => false, <<"encryption">> => null}},
+Publish = fun() -> mod_event_bus:publish_event(Host, 'bench.hook_cost', Data) end,
+Events = {{"event bus", 0,
+           [begin R = PerCall(Publish, {EVENTS_PER_ROUND}), timer:sleep(1000), R end
+            || _ <- lists:seq(1, {rounds})]}},
+Matcher ++ [Events].
+"""
+
+
+def measure(target: Target, count: int = 20000, rounds: int = 7) -> list[dict[str, Any]]:
+    """Per moderation list and for the event bus: the setup (a list's compile time, ms) and
+    the median microseconds each message costs, with every round's, measured inside the
+    target's running ejabberd."""
+    cookie = target.run(["cat", COOKIE]).decode().strip()
+    answer = target.run(
+        [ERL_CALL, "-sname", "ejabberd@localhost", "-c", cookie, "-e"],
+        stdin=expression(count, rounds).encode(),
+        timeout=900,
+    ).decode()
+    rows = parse(answer)
+    if len(rows) != len(LISTS) + 1:
+        raise ModerationError(f"{target.name}: erl_call answered {answer[:300]!r}")
+    return rows
+
+
+def parse(answer: str) -> list[dict[str, Any]]:
+    """erl_call's printed answer ({ok, [{"name", SetupMicros, [Micros, ...]}, ...]},
+    wherever it broke its lines) as rows."""
+    found = re.findall(r'\{"([^"]+)",\s*(\d+),\s*\[([^\]]*)\]\s*\}', answer)
+    rows = []
+    for name, setup_us, per_call in found:
+        rounds = [float(x) for x in per_call.split(",")]
+        rows.append(
+            {
+                "name": name,
+                "setup_ms": int(setup_us) / 1000,
+                "rounds_us": rounds,
+                "median_us": statistics.median(rounds),
+            }
+        )
+    return rows
