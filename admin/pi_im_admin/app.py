@@ -1,4 +1,5 @@
-"""The FastAPI application: routers, templates, error handling and the background sampler."""
+"""The FastAPI application: routers, templates, error handling and the background sampler
+(dashboard samples, and moderation's list kept applied)."""
 
 from __future__ import annotations
 
@@ -56,13 +57,16 @@ def build_context(settings: Settings) -> Context:
 
 
 async def _sampler(ctx: Context) -> None:
-    from .services import dashboard
+    from .services import dashboard, moderation
 
     while True:
         try:
             await dashboard.sample(ctx)
         except Problem as problem:
             log.warning("dashboard sample skipped: %s", problem.message)
+        # A server that lost the moderation list (a restore, a reset) gets it back within a
+        # sample, whether or not anyone opens the Moderation page.
+        await moderation.in_step(ctx)
         await asyncio.sleep(ctx.settings.sample_seconds)
 
 

@@ -21,18 +21,20 @@ API_VERSION = 1
 API_VERSIONS = {"srg_create": 0}
 
 
-def _number(result: Any) -> int:
-    """Integer results come bare or wrapped in a one-key object ({"stat": 3})."""
+def _bare(result: Any) -> Any:
+    """A single result comes bare or wrapped in a one-key object: {"stat": 3}, and 23.01's
+    {"result": "ok"} for text."""
     if isinstance(result, dict) and len(result) == 1:
-        result = next(iter(result.values()))
-    return int(result)
+        return next(iter(result.values()))
+    return result
+
+
+def _number(result: Any) -> int:
+    return int(_bare(result))
 
 
 def _text(result: Any) -> str:
-    """Text results come bare (24.12) or wrapped in a one-key object (23.01: {"result": "ok"})."""
-    if isinstance(result, dict) and len(result) == 1:
-        result = next(iter(result.values()))
-    return str(result)
+    return str(_bare(result))
 
 
 def trusting(pem: Path) -> ssl.SSLContext:

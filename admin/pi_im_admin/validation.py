@@ -11,8 +11,9 @@ from .errors import Problem
 # Nodeprep (RFC 6122 appendix A, the stringprep profile ejabberd 23.01 applies to every
 # localpart): these may not appear in a localpart.
 _FORBIDDEN = set("\"&'/:<>@")
-_PROHIBITED = (
-    stringprep.in_table_c11,
+# Stringprep's prohibited tables: resourceprep's (which ejabberd applies to passwords), and
+# nodeprep's, the same and the ASCII space.
+_RESOURCEPREP_PROHIBITED = (
     stringprep.in_table_c12,
     stringprep.in_table_c21,
     stringprep.in_table_c22,
@@ -24,6 +25,7 @@ _PROHIBITED = (
     stringprep.in_table_c8,
     stringprep.in_table_c9,
 )
+_NODEPREP_PROHIBITED = (stringprep.in_table_c11, *_RESOURCEPREP_PROHIBITED)
 _COMMON = {
     "password",
     "password1",
@@ -55,7 +57,7 @@ def nodeprep(raw: str) -> str:
     bad = sorted({c for c in value if c in _FORBIDDEN})
     if bad:
         raise Problem(f"A user name may not contain {' '.join(bad)} (XMPP address rules).")
-    if any(check(c) for c in value for check in _PROHIBITED):
+    if any(check(c) for c in value for check in _NODEPREP_PROHIBITED):
         raise Problem("A user name may not contain spaces or control characters.")
     if any(stringprep.in_table_a1(c) for c in value):
         raise Problem("A user name may not contain characters unassigned in Unicode 3.2.")
@@ -82,8 +84,8 @@ def password(value: str, username: str = "") -> str:
         raise Problem("The password repeats too few different characters.")
     if value.lower() in _COMMON or (username and username.lower() in value.lower()):
         raise Problem("The password is too easy to guess (common, or contains the user name).")
-    # ejabberd takes only what stringprep's resourceprep profile takes (spaces are fine).
-    if any(check(c) for c in value for check in _PROHIBITED[1:]) or any(
+    # ejabberd takes only what stringprep's resourceprep profile takes.
+    if any(check(c) for c in value for check in _RESOURCEPREP_PROHIBITED) or any(
         stringprep.in_table_a1(c) for c in value
     ):
         raise Problem(

@@ -14,13 +14,12 @@ Each is `count` calls per round, `rounds` rounds; the median of the rounds is gi
 
 from __future__ import annotations
 
-import json
 import re
 import statistics
 from typing import Any
 
-from .moderation import ModerationError, document
-from .target import Target
+from .moderation import rules
+from .target import Target, TargetError
 from .worker import FILLER
 
 ERL_CALL = "/usr/lib/erlang/bin/erl_call"
@@ -36,13 +35,12 @@ def _erlang_binary(text: str) -> str:
 
 
 def _erlang_rules(words: int, patterns: int) -> str:
-    rules = json.loads(document(words, patterns))["rules"]
     return (
         "["
         + ",".join(
             f"#{{id => {r['id']}, kind => {r['kind']}, text => {_erlang_binary(r['text'])}, "
             f"action => {r['action']}}}"
-            for r in rules
+            for r in rules(words, patterns)
         )
         + "]"
     )
@@ -93,7 +91,7 @@ def measure(target: Target, count: int = 20000, rounds: int = 7) -> list[dict[st
     ).decode()
     rows = parse(answer)
     if len(rows) != len(LISTS) + 1:
-        raise ModerationError(f"{target.name}: erl_call answered {answer[:300]!r}")
+        raise TargetError(f"{target.name}: erl_call answered {answer[:300]!r}")
     return rows
 
 

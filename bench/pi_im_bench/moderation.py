@@ -19,18 +19,18 @@ class ModerationError(ValueError):
     pass
 
 
-def document(words: int, patterns: int) -> str:
+def rules(words: int, patterns: int) -> list[dict[str, Any]]:
     """Words shaped like real ones and patterns like operators write (a spelling with
     symbols, a phrase with any spacing), none matching the benchmark's text."""
     if words < 0 or patterns < 0 or words + patterns > MAX_RULES or patterns > MAX_PATTERNS:
         raise ModerationError(
             f"moderation: at most {MAX_RULES} entries of which {MAX_PATTERNS} patterns"
         )
-    rules: list[dict[str, Any]] = [
+    made: list[dict[str, Any]] = [
         {"id": n + 1, "kind": "word", "text": f"blocked{n:04d}word", "action": "mask"}
         for n in range(words)
     ]
-    rules += [
+    made += [
         {
             "id": words + n + 1,
             "kind": "pattern",
@@ -39,7 +39,12 @@ def document(words: int, patterns: int) -> str:
         }
         for n in range(patterns)
     ]
-    return json.dumps({"keep_text": False, "rules": rules}, separators=(",", ":"))
+    return made
+
+
+def document(words: int, patterns: int) -> str:
+    """The list as moderation_set_rules takes it."""
+    return json.dumps({"keep_text": False, "rules": rules(words, patterns)}, separators=(",", ":"))
 
 
 def apply(target: Target, domain: str, rules: str) -> None:

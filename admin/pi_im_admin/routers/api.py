@@ -506,7 +506,7 @@ async def list_moderation_records(
     limit: Annotated[int, Query(ge=1, le=1000)] = 200,
 ):
     """The latest first: blocked and masked messages, spam reports."""
-    return moderation.records(ctx, kind, limit)
+    return moderation.records(ctx, (kind,) if kind else moderation.RECORD_KINDS, limit)
 
 
 @router.get("/health", response_model=models.Health, tags=["health"])

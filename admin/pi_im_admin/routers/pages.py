@@ -840,8 +840,8 @@ async def moderation_page(
         rules_by_id={r.id: r for r in rules},
         keep_text=moderation.keeps_text(ctx),
         in_step=await moderation.in_step(ctx),
-        reports=moderation.records(ctx, "report", 100),
-        records=[r for r in moderation.records(ctx, None, 300) if r["kind"] != "report"][:200],
+        reports=moderation.records(ctx, ("report",), 100),
+        records=moderation.records(ctx, ("blocked", "masked")),
         max_rules=moderation.MAX_RULES,
         max_patterns=moderation.MAX_PATTERNS,
     )

@@ -13,6 +13,7 @@ import asyncio
 import json
 import re
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal
@@ -128,6 +129,16 @@ async def _push(ctx: Context, keep_text: bool | None = None) -> None:
         raise Problem(f"Not changed: {_named(ctx, answer)}.")
 
 
+async def _taken_or_undone(ctx: Context, undo: Callable[[], None]) -> None:
+    """The change just saved goes to ejabberd; if ejabberd does not take it (or cannot be
+    asked), `undo` takes it back out of the database."""
+    try:
+        await _push(ctx)
+    except BaseException:
+        undo()
+        raise
+
+
 def _named(ctx: Context, answer: str) -> str:
     """ejabberd's "rule 12: why" with the rule as the operator wrote it."""
     number, _, why = answer.partition(": ")
@@ -156,11 +167,9 @@ async def add(ctx: Context, actor: Principal, kind: str, raw_text: str, raw_acti
             actor.name,
             time.time(),
         )
-        try:
-            await _push(ctx)
-        except BaseException:
-            ctx.db.run("DELETE FROM moderation_rules WHERE id = ?", rule_id)
-            raise
+        await _taken_or_undone(
+            ctx, lambda: ctx.db.run("DELETE FROM moderation_rules WHERE id = ?", rule_id)
+        )
     ctx.db.audit(actor.name, "moderation.add", f"{kind} #{rule_id}", f"{action} {text}")
     return rule_id
 
@@ -188,12 +197,12 @@ async def add_words(ctx: Context, actor: Principal, raw_words: str, raw_action: 
                 or 0
                 for word in words
             ]
-        try:
-            await _push(ctx)
-        except BaseException:
+
+        def undo() -> None:
             with ctx.db.transaction() as conn:
                 conn.executemany("DELETE FROM moderation_rules WHERE id = ?", [(i,) for i in ids])
-            raise
+
+        await _taken_or_undone(ctx, undo)
     shown = " ".join(words[:20]) + (f" and {len(words) - 20} more" if len(words) > 20 else "")
     ctx.db.audit(actor.name, "moderation.add", f"{len(ids)} words", f"{action} {shown}")
     return ids
@@ -209,15 +218,14 @@ async def remove(ctx: Context, actor: Principal, rule_id: int) -> None:
         if row is None:
             raise NotFound(f"There is no moderation rule #{rule_id}.")
         ctx.db.run("DELETE FROM moderation_rules WHERE id = ?", rule_id)
-        try:
-            await _push(ctx)
-        except BaseException:
-            ctx.db.run(
+        await _taken_or_undone(
+            ctx,
+            lambda: ctx.db.run(
                 "INSERT INTO moderation_rules (id, kind, text, action, created_by, created_at) "
                 "VALUES (?, ?, ?, ?, ?, ?)",
                 *tuple(row),
-            )
-            raise
+            ),
+        )
     ctx.db.audit(actor.name, "moderation.remove", f"{row['kind']} #{rule_id}", str(row["text"]))
 
 
@@ -237,8 +245,8 @@ async def keep_text(ctx: Context, actor: Principal, on: bool) -> None:
 
 
 async def in_step(ctx: Context) -> Literal["applied", "off", "unreachable"]:
-    """Whether ejabberd applies the console's list; if not (a restored console, a reset
-    server), it is sent again."""
+    """Whether ejabberd applies the console's list; if not (a restored console, a server that
+    lost its copy), it is sent again. The console's sampler asks every sample."""
     try:
         applied = await ctx.ejabberd.moderation_rules()
         if json.loads(applied) != json.loads(document(ctx)):
@@ -251,15 +259,16 @@ async def in_step(ctx: Context) -> Literal["applied", "off", "unreachable"]:
     return "applied"
 
 
-def records(ctx: Context, kind: str | None = None, limit: int = 200) -> list[dict[str, object]]:
-    """The latest first."""
-    if kind is not None and kind not in RECORD_KINDS:
+def records(
+    ctx: Context, kinds: tuple[str, ...] = RECORD_KINDS, limit: int = 200
+) -> list[dict[str, object]]:
+    """Those of `kinds`, the latest first."""
+    if not kinds or not set(kinds) <= set(RECORD_KINDS):
         raise Problem(f"Records are {', '.join(RECORD_KINDS)}.")
-    where, args = ("WHERE kind = ?", [kind]) if kind else ("", [])
     rows = ctx.db.all(
         "SELECT id, at, kind, sender, target, room, rules, reason, text FROM moderation_log "
-        f"{where} ORDER BY at DESC, id DESC LIMIT ?",
-        *args,
+        f"WHERE kind IN ({', '.join('?' * len(kinds))}) ORDER BY at DESC, id DESC LIMIT ?",
+        *kinds,
         limit,
     )
     return [dict(row) | {"rules": json.loads(row["rules"])} for row in rows]
@@ -274,7 +283,7 @@ def record_row(event: dict[str, Any]) -> tuple[object, ...]:
             raise ValueError(f"not a moderation event: {event.get('type')!r}")
         return (
             str(event["id"]),
-            _seconds(str(event["time"])),
+            datetime.fromisoformat(str(event["time"])).timestamp(),
             kind,
             str(data["from"]),
             str(data["jid"] if kind == "report" else data["to"]),
@@ -301,10 +310,6 @@ def record(db: Database, rows: list[tuple[object, ...]]) -> None:
             "DELETE FROM moderation_log WHERE id <= (SELECT MAX(id) FROM moderation_log) - ?",
             (RECORDS_KEPT,),
         )
-
-
-def _seconds(rfc3339: str) -> float:
-    return datetime.fromisoformat(rfc3339).timestamp()
 
 
 def recent_reports(ctx: Context, days: int = 7) -> int:

@@ -12,7 +12,7 @@ import ssl
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -171,6 +171,15 @@ def create_user(owner_api: httpx.Client, group: str = "") -> Account:
     )
     assert response.status_code == 201, response.text
     return Account(f"{name}@{DOMAIN}", password)
+
+
+def eventually(check: Callable[[], object], seconds: float = 30) -> object:
+    """What `check` returns once it is true, asked every half second; fails after `seconds`."""
+    deadline = time.monotonic() + seconds
+    while not (result := check()):
+        assert time.monotonic() < deadline, f"not within {seconds} s"
+        time.sleep(0.5)
+    return result
 
 
 EJABBERD_LOG = "/var/log/ejabberd/ejabberd.log"

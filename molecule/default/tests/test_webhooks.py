@@ -36,7 +36,7 @@ from pi_im_events import schema, verify
 
 from admin_console import Console
 from admin_console import api as console_api
-from conftest import DOMAIN, Account, create_user, run_in_netns, secret
+from conftest import DOMAIN, Account, create_user, eventually, run_in_netns, secret
 from test_xmpp import log_in
 
 RECEIVER = Path(__file__).with_name("webhook_receiver.py")
@@ -111,14 +111,6 @@ def queues(host) -> dict[str, int]:  # type: ignore[no-untyped-def]
     listed = host.check_output("rabbitmqctl --quiet list_queues -p pi-im name messages")
     pairs = (line.split("\t") for line in listed.splitlines() if line.startswith("pi-im.webhook."))
     return {name: int(count) for name, count in pairs}
-
-
-def eventually(check: Callable[[], object], seconds: float = 30) -> object:
-    deadline = time.monotonic() + seconds
-    while not (result := check()):
-        assert time.monotonic() < deadline, f"not within {seconds} s"
-        time.sleep(0.5)
-    return result
 
 
 @pytest.fixture(scope="module")

@@ -97,7 +97,8 @@ prepare(Json) ->
         {ok, KeepText, Rules} ->
             case mod_moderation_rules:compile(Rules) of
                 {ok, Compiled} ->
-                    {ok, #{document => Json, keep_text => KeepText, compiled => Compiled}};
+                    {ok, #{document => Json, keep_text => KeepText, compiled => Compiled,
+                           active => Rules =/= []}};
                 {error, Id, Reason} ->
                     {error, iolist_to_binary(io_lib:format("rule ~B: ~ts", [Id, Reason]))}
             end;
@@ -144,7 +145,8 @@ decode(Json) ->
 
 rules(Host) ->
     persistent_term:get({?MODULE, Host}, #{document => ?EMPTY, keep_text => false,
-                                          compiled => mod_moderation_rules:empty()}).
+                                          compiled => mod_moderation_rules:empty(),
+                                          active => false}).
 
 %%%===================================================================
 %%% Hooks
@@ -152,15 +154,10 @@ rules(Host) ->
 user_send_packet({#message{type = Type, body = [_ | _]} = Pkt,
                   #{lserver := Host} = State} = Acc)
   when Type == chat; Type == normal ->
-    case apply_rules(Pkt, rules(Host)) of
+    case moderate(Host, Pkt, chat) of
         pass -> Acc;
-        {block, Rule} ->
-            refuse(Pkt),
-            tell(Host, 'moderation.blocked', Pkt, [Rule], #{}),
-            {stop, {drop, State}};
-        {mask, Masked, Rules} ->
-            tell(Host, 'moderation.masked', Pkt, Rules, #{}),
-            {Masked, State}
+        drop -> {stop, {drop, State}};
+        {masked, Masked} -> {Masked, State}
     end;
 user_send_packet({#iq{type = set, sub_els = [El]}, #{jid := From, lserver := Host}} = Acc) ->
     [report(Host, From, Report) || Report <- reports(El)],
@@ -170,21 +167,31 @@ user_send_packet(Acc) ->
 
 muc_filter_message(#message{type = groupchat, body = [_ | _]} = Pkt,
                    #state{jid = Room, server_host = Host}, Nick) ->
-    case apply_rules(Pkt, rules(Host)) of
+    case moderate(Host, Pkt, {Room, Nick}) of
         pass -> Pkt;
-        {block, Rule} ->
-            refuse(Pkt),
-            tell(Host, 'moderation.blocked', Pkt, [Rule], room(Room, Nick)),
-            drop;
-        {mask, Masked, Rules} ->
-            tell(Host, 'moderation.masked', Pkt, Rules, room(Room, Nick)),
-            Masked
+        drop -> drop;
+        {masked, Masked} -> Masked
     end;
 muc_filter_message(Pkt, _State, _Nick) ->
     Pkt.
 
-room(Room, Nick) ->
-    #{<<"room">> => jid:encode(jid:remove_resource(Room)), <<"nick">> => Nick}.
+%% What both hooks do: pass, drop (the sender told), or the message masked;
+%% what was done is told on the bus. An empty list costs one read.
+moderate(Host, Pkt, Where) ->
+    case rules(Host) of
+        #{active := false} -> pass;
+        Set ->
+            case apply_rules(Pkt, Set) of
+                pass -> pass;
+                {block, Rule} ->
+                    refuse(Pkt),
+                    tell(Host, Set, 'moderation.blocked', Pkt, [Rule], Where),
+                    drop;
+                {mask, Masked, Rules} ->
+                    tell(Host, Set, 'moderation.masked', Pkt, Rules, Where),
+                    {masked, Masked}
+            end
+    end.
 
 %% pass, {block, Rule} or {mask, Message, Rules}: every body is checked (a
 %% message may carry one per language), each masked on its own.
@@ -217,14 +224,20 @@ refuse(Pkt) ->
 %% The record of it, through the event bus to the console. Without a running
 %% publisher (the event bus off) nothing is recorded and the message is still
 %% moderated.
-tell(Host, Type, #message{from = From, to = To, type = Kind, body = Bodies}, Rules, Extra) ->
-    Data = Extra#{<<"from">> => jid:encode(jid:remove_resource(From)),
-                  <<"to">> => jid:encode(jid:remove_resource(To)),
-                  <<"kind">> => atom_to_binary(Kind, utf8),
-                  <<"rules">> => Rules},
-    Told = case rules(Host) of
-               #{keep_text := true} -> Data#{<<"text">> => xmpp:get_text(Bodies)};
-               _ -> Data
+tell(Host, #{keep_text := KeepText}, Type,
+     #message{from = From, to = To, type = Kind, body = Bodies}, Rules, Where) ->
+    Data = #{<<"from">> => jid:encode(jid:remove_resource(From)),
+             <<"to">> => jid:encode(jid:remove_resource(To)),
+             <<"kind">> => atom_to_binary(Kind, utf8),
+             <<"rules">> => Rules},
+    InRoom = case Where of
+                 chat -> Data;
+                 {Room, Nick} -> Data#{<<"room">> => jid:encode(jid:remove_resource(Room)),
+                                       <<"nick">> => Nick}
+             end,
+    Told = case KeepText of
+               true -> InRoom#{<<"text">> => xmpp:get_text(Bodies)};
+               false -> InRoom
            end,
     catch mod_event_bus:publish_event(Host, Type, Told),
     ok.
@@ -237,7 +250,7 @@ reports(#xmlel{name = <<"block">>} = Block) ->
             [{fxml:get_tag_attr_s(<<"jid">>, Item), Reason, Text}
              || #xmlel{name = <<"item">>} = Item <- Block#xmlel.children,
                 #xmlel{name = <<"report">>} = Report <- Item#xmlel.children,
-                {Reason, Text} <- [reason(Report)]];
+                {Reason, Text} <- [reason(Report)], Reason =/= none];
         _ -> []
     end;
 reports(_) ->
@@ -255,8 +268,6 @@ reason(Report) ->
         _ -> {none, Text}
     end.
 
-report(_Host, _From, {_Jid, none, _Text}) ->
-    ok;
 report(Host, From, {Jid, Reason, Text}) ->
     Data = #{<<"from">> => jid:encode(jid:remove_resource(From)), <<"jid">> => Jid,
              <<"reason">> => Reason, <<"text">> => string:slice(Text, 0, 1000)},

@@ -78,5 +78,7 @@ spam_reports_are_read_in_both_versions_test() ->
 
 a_block_without_a_report_reports_nothing_test() ->
     ?assertEqual([], mod_moderation:reports(block([item(<<"ex@example.org">>, [])]))),
+    Other = #xmlel{name = <<"report">>, attrs = [{<<"xmlns">>, <<"urn:example:other">>}]},
+    ?assertEqual([], mod_moderation:reports(block([item(<<"ex@example.org">>, [Other])]))),
     ?assertEqual([], mod_moderation:reports(#xmlel{name = <<"unblock">>,
                                                    attrs = [{<<"xmlns">>, <<"urn:xmpp:blocking">>}]})).

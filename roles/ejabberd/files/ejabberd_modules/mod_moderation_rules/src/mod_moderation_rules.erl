@@ -8,7 +8,7 @@
 %% (which is why the console allows far fewer patterns than words). A pattern
 %% that backtracks without end gives up at ?MATCH_LIMIT steps: no match, and
 %% no message waits on it. Only a match of some text counts (notempty): a
-%% pattern that can match nothing at all (\b, a lookahead) never blocks.
+%% pattern that matches only empty text (\b, a lookahead) never blocks.
 -module(mod_moderation_rules).
 
 -export([compile/1, check/2, empty/0]).
@@ -90,7 +90,7 @@ check(Text, Compiled = #{words := Words, patterns := Patterns, tokens := Tokens}
                                  {match, Found} <- [re:run(Text, MP, [global, notempty,
                                                                      {capture, first, index},
                                                                      ?MATCH_LIMIT])],
-                                 [{At, Len}] <- Found, Len > 0],
+                                 [{At, Len}] <- Found],
             {mask, mask(Text, Ranges),
              lists:usort([Id || {Id, _} <- WordHits] ++ [Id || {Id, _, _} <- PatternHits])}
     end.
