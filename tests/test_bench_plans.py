@@ -140,14 +140,20 @@ def test_moderation_measures_the_seed_claim_with_no_list_words_and_the_largest_l
 
 def test_no_entry_of_the_benchmarks_lists_matches_its_messages():
     """The cost measured is a message passing the list: the common case."""
-    rules = json.loads(moderation.document(950, 50))["rules"]
-    text = ("123 456 7 8 " + FILLER * 3).casefold()
-    words = set(re.findall(r"\w+", text))
-    assert not [r for r in rules if r["kind"] == "word" and r["text"] in words]
-    assert not [
-        r for r in rules if r["kind"] == "pattern" and re.search(r["text"], text, re.IGNORECASE)
-    ]
-    assert len({r["id"] for r in rules}) == 1000
+    assert json.loads(moderation.document(950, 50))["rules"] == moderation.rules(950, 50)
+    for shape in moderation.PATTERN_SHAPES:
+        rules = moderation.rules(950, 50, shape)
+        for _, message in hook_cost.TEXTS:
+            text = ("123 456 7 8 " + FILLER * 3 + message).casefold()
+            words = set(re.findall(r"\w+", text))
+            assert not [r for r in rules if r["kind"] == "word" and r["text"] in words]
+            assert not [
+                r
+                for r in rules
+                if r["kind"] == "pattern" and re.search(r["text"], text, re.IGNORECASE)
+            ]
+        assert len({r["id"] for r in rules}) == 1000
+        assert len({r["text"] for r in rules}) == 1000
 
 
 def test_a_list_the_console_would_refuse_is_refused_before_the_run():
@@ -155,12 +161,19 @@ def test_a_list_the_console_would_refuse_is_refused_before_the_run():
         moderation.document(980, 51)
     with pytest.raises(moderation.ModerationError, match="unknown"):
         moderation.spec({"name": "x", "moderation": {"phrases": 3}})
+    with pytest.raises(moderation.ModerationError, match="pattern shape 'round'"):
+        moderation.rules(10, 10, "round")
 
 
 def test_every_list_and_the_event_bus_are_timed_and_the_answer_read_however_printed():
     expression = hook_cost.expression(100, 3)
-    assert expression.count("kind => word") == 1950
-    assert expression.count("kind => pattern") == 50
+    # Each list once, checked against each text.
+    assert expression.count("kind => word") == 2900
+    assert expression.count("kind => pattern") == 100
+    assert expression.count("{TextName, Text} <- [") == 1
+    assert len(hook_cost.TEXTS) == 2
+    assert all(len(text.encode()) == 200 for _, text in hook_cost.TEXTS)
+    assert not hook_cost.TEXTS[1][1].isascii()
     assert "mod_event_bus:publish_event(Host, 'bench.hook_cost', Data)" in expression
     answer = (
         '{ok, [{"no list", 15, [0.25, 0.3, 0.26]},\n      {"1,000 words",\n       8123,'

@@ -19,12 +19,24 @@ class ModerationError(ValueError):
     pass
 
 
-def rules(words: int, patterns: int) -> list[dict[str, Any]]:
+# Pattern shapes: one that starts with letters (PCRE skips ahead to them, the cheap kind) and
+# one that starts with a class (PCRE tries it at every position, the costly kind).
+PATTERN_SHAPES = {
+    "letters": r"offer{n:02d}\s*n[o0]w|sp[a4]m{n:02d}",
+    "class": r"[bp]ad{n:02d}\s*n[o0]w|[ck]ash{n:02d}",
+}
+
+
+def rules(words: int, patterns: int, shape: str = "letters") -> list[dict[str, Any]]:
     """Words shaped like real ones and patterns like operators write (a spelling with
     symbols, a phrase with any spacing), none matching the benchmark's text."""
     if words < 0 or patterns < 0 or words + patterns > MAX_RULES or patterns > MAX_PATTERNS:
         raise ModerationError(
             f"moderation: at most {MAX_RULES} entries of which {MAX_PATTERNS} patterns"
+        )
+    if shape not in PATTERN_SHAPES:
+        raise ModerationError(
+            f"moderation: pattern shape {shape!r}; one of {sorted(PATTERN_SHAPES)}"
         )
     made: list[dict[str, Any]] = [
         {"id": n + 1, "kind": "word", "text": f"blocked{n:04d}word", "action": "mask"}
@@ -34,7 +46,7 @@ def rules(words: int, patterns: int) -> list[dict[str, Any]]:
         {
             "id": words + n + 1,
             "kind": "pattern",
-            "text": rf"offer{n:02d}\s*n[o0]w|sp[a4]m{n:02d}",
+            "text": PATTERN_SHAPES[shape].format(n=n),
             "action": "block",
         }
         for n in range(patterns)
