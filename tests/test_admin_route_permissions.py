@@ -27,6 +27,8 @@ PUBLIC = {
     ("GET", "/signin"), ("POST", "/signin"), ("GET", "/invite/{token}"),
     ("POST", "/invite/{token}"), ("GET", "/api/v1/health"),
 }  # fmt: skip
+# Routes for a bot's own token, which no operator holds (tests/test_bots_console.py).
+BOT_TOKEN = {("POST", "/api/v1/bots/{name}/messages")}
 # Ids and names no row has: an allowed change then fails on "not found", changing nothing.
 PATH_VALUES = {"name": "nobody-here", "token": "none", "invite_id": "999999"}
 
@@ -57,7 +59,7 @@ def routes(app) -> Iterator[tuple[str, str, Permission | None]]:  # type: ignore
     for path, route in api_routes(app.routes):
         permissions = permission_of(route)
         for method in sorted(route.methods):
-            if (method, path) in PUBLIC:
+            if (method, path) in PUBLIC | BOT_TOKEN:
                 assert permissions == set(), (method, path)
                 yield method, path, None
             else:
@@ -134,6 +136,8 @@ def expected(method: str, path: str) -> Permission:
         ("/invites", Permission.MANAGE_INVITES),
         # Seen by all (deliveries too); registered, changed and deleted by admins.
         ("/webhooks", Permission.MANAGE_INTEGRATIONS),
+        ("/bots", Permission.MANAGE_INTEGRATIONS),
+        ("/assistant", Permission.MANAGE_INTEGRATIONS),
     ]:
         if section.startswith(prefix):
             return permission
@@ -152,7 +156,7 @@ def test_each_route_checks_the_permission_the_matrix_gives_it(app) -> None:  # t
 def test_every_route_is_public_or_checks_one_permission(app) -> None:  # type: ignore[no-untyped-def]
     checked = [r for r in routes(app) if r[2] is not None]
     public = {(method, path) for method, path, p in routes(app) if p is None}
-    assert public == PUBLIC
+    assert public == PUBLIC | BOT_TOKEN
     assert len(checked) > 50
     assert {p for _, _, p in checked} == set(Permission)
 
@@ -186,3 +190,11 @@ def test_the_pages_answer_each_role_as_the_matrix_says(app, role: Role) -> None:
         if path != "/signout" and response.headers.get("location", "").startswith("/signin"):
             wrong.append(f"{method} {path}: sent to sign in")
     assert not wrong, wrong
+
+
+@pytest.mark.parametrize("role", list(Role))
+def test_no_operators_token_speaks_for_a_bot(app, role: Role) -> None:  # type: ignore[no-untyped-def]
+    client = api_client(app, role)
+    for method, path in BOT_TOKEN:
+        body = {"to": "ann@chat.test", "text": "hello"}
+        assert client.request(method, concrete(path), json=body).status_code == 401

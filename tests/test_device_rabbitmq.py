@@ -78,6 +78,7 @@ def test_the_webhook_dispatcher_may_use_its_own_queues_and_nothing_more() -> Non
         "pi-im.webhook.7.wait",
         "pi-im.webhook.12.retry",
         "pi-im.moderation",
+        "pi-im.assistant",
     ):
         assert may("configure", queue)
         assert may("write", queue)
@@ -97,3 +98,4 @@ def test_the_webhook_dispatcher_may_use_its_own_queues_and_nothing_more() -> Non
     assert not may("read", "pi-im-bench-events")
     assert not may("read", "pi-im.webhook.7.retry.extra")
     assert not may("read", "pi-im.moderation.other")
+    assert not may("read", "pi-im.assistants")

@@ -10,6 +10,7 @@ from datetime import UTC, datetime
 import jsonschema
 import pytest
 from pi_im_events import (
+    BotMessage,
     Dropped,
     Event,
     EventError,
@@ -170,3 +171,35 @@ def test_moderation_events_read_typed_and_fit_the_schema() -> None:
         reporter="ann@chat.test", jid="spam@x.example", reason="", text="pills"
     )
     validator.validate(json.loads(body("moderation.report", report)))
+
+
+def test_a_bots_message_reads_typed_and_fits_the_schema() -> None:
+    validator = jsonschema.Draft202012Validator(
+        schema(), format_checker=jsonschema.Draft202012Validator.FORMAT_CHECKER
+    )
+    written = {
+        "bot": "helpdesk",
+        "from": "ann@chat.test",
+        "to": "helpdesk@chat.test",
+        "message_id": "m1",
+        "text": "my printer is on fire",
+        "encryption": None,
+    }
+    assert parse(body("bot.message", written)).details == BotMessage(
+        bot="helpdesk",
+        sender="ann@chat.test",
+        to="helpdesk@chat.test",
+        message_id="m1",
+        text="my printer is on fire",
+        encryption=None,
+    )
+    validator.validate(json.loads(body("bot.message", written)))
+    validator.validate(
+        json.loads(body("bot.message", {**written, "text": None, "encryption": "omemo"}))
+    )
+    for wrong in (
+        {**written, "bot": "Help.Desk"},
+        {k: v for k, v in written.items() if k != "text"},
+    ):
+        with pytest.raises(jsonschema.ValidationError):
+            validator.validate(json.loads(body("bot.message", wrong)))

@@ -30,6 +30,8 @@ from .settings import Settings
 
 HERE = Path(__file__).parent
 log = logging.getLogger("pi_im_admin")
+# How often the assistant's answers are looked for: a few reads of an empty table a second.
+RELAY_SECONDS = 0.5
 
 
 def build_context(settings: Settings) -> Context:
@@ -57,17 +59,30 @@ def build_context(settings: Settings) -> Context:
 
 
 async def _sampler(ctx: Context) -> None:
-    from .services import dashboard, moderation
+    from .services import bots, dashboard, moderation
 
     while True:
         try:
             await dashboard.sample(ctx)
         except Problem as problem:
             log.warning("dashboard sample skipped: %s", problem.message)
-        # A server that lost the moderation list (a restore, a reset) gets it back within a
-        # sample, whether or not anyone opens the Moderation page.
+        # A server that lost the moderation list or the bots (a restore, a reset) gets them
+        # back within a sample, whether or not anyone opens their pages.
         await moderation.in_step(ctx)
+        await bots.in_step(ctx)
         await asyncio.sleep(ctx.settings.sample_seconds)
+
+
+async def _relay(ctx: Context) -> None:
+    """The assistant's answers, from the dispatcher through the database, to ejabberd."""
+    from .services import bots
+
+    while True:
+        try:
+            await bots.relay(ctx)
+        except Problem as problem:
+            log.warning("bot answers not sent: %s", problem.message)
+        await asyncio.sleep(RELAY_SECONDS)
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -76,8 +91,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @contextlib.asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         sampler = asyncio.create_task(_sampler(ctx))
+        relay = asyncio.create_task(_relay(ctx))
         yield
         sampler.cancel()
+        relay.cancel()
         await ctx.ejabberd.close()
         ctx.db.close()
 

@@ -14,6 +14,7 @@ from .context import Context
 from .errors import Forbidden, Problem
 from .permissions import Permission, allows
 from .security import Principal
+from .services import bots as services_bots
 
 SESSION_COOKIE = "pi_im_session"
 SIGNIN_CSRF_COOKIE = "pi_im_signin_csrf"
@@ -46,6 +47,18 @@ def api_principal(
     if principal is None:
         raise Unauthenticated("A valid API token is required (Authorization: Bearer ...).")
     return principal
+
+
+def bot_name(
+    name: str,
+    credentials: HTTPAuthorizationCredentials | None = Depends(_bearer),
+    ctx: Context = Depends(context),
+) -> str:
+    """The bot a request to /bots/{name}/... speaks for: its token, and only its own."""
+    bot = services_bots.bot_for(ctx, name, credentials.credentials) if credentials else None
+    if bot is None:
+        raise Unauthenticated("This bot's token is required (Authorization: Bearer ...).")
+    return bot
 
 
 def page_principal(request: Request, ctx: Context = Depends(context)) -> Principal:

@@ -154,6 +154,30 @@ MIGRATIONS: tuple[str, ...] = (
         value TEXT NOT NULL
     );
     """,
+    # 6: bots: accounts whose messages go to a webhook (or, without one, to the assistant),
+    # each with a token of its own for its replies (kept as a digest). The dispatcher marks a
+    # bot bound once its queue takes the bot's messages; only then does the console give
+    # ejabberd the bot (bots_set). The assistant's answers wait in bot_replies until the
+    # console has sent them.
+    """
+    CREATE TABLE bots (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        name TEXT NOT NULL UNIQUE,
+        webhook_id INTEGER REFERENCES webhooks(id),
+        token_hash TEXT NOT NULL UNIQUE,
+        created_by TEXT NOT NULL,
+        created_at REAL NOT NULL,
+        bound_at REAL,
+        last_used_at REAL
+    );
+    CREATE TABLE bot_replies (
+        id INTEGER PRIMARY KEY,
+        bot TEXT NOT NULL,
+        recipient TEXT NOT NULL,
+        text TEXT NOT NULL,
+        made_at REAL NOT NULL
+    );
+    """,
 )
 
 

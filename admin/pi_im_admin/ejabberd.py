@@ -242,6 +242,14 @@ class Ejabberd:
         """The list ejabberd applies, as last set."""
         return _text(await self.call("moderation_rules", host=self.domain))
 
+    async def set_bots(self, bots: str) -> str:
+        """The bots (mod_bots's JSON document): "ok", or why ejabberd did not take it."""
+        return _text(await self.call("bots_set", host=self.domain, bots=bots))
+
+    async def bots(self) -> str:
+        """The bots ejabberd sends to the event bus, as last set."""
+        return _text(await self.call("bots_list", host=self.domain))
+
     async def upload_usage(self) -> tuple[int, int] | None:
         """Bytes and files members have shared (XEP-0363); None when file sharing is off
         (the command comes with the appliance's mod_upload_space)."""

@@ -31,6 +31,12 @@ class Unavailable(Problem):
     status = 503
 
 
+class TooMany(Problem):
+    """Too many requests of one kind in a while: try again later."""
+
+    status = 429
+
+
 class StorageFull(Problem):
     """The file system holding the console's database has no room (SQLite's SQLITE_FULL)."""
 

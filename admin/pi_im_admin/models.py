@@ -184,6 +184,71 @@ class WebhookSecret(BaseModel):
     secret: str = Field(description="Shown this once: the receiver checks signatures with it")
 
 
+class NewBot(BaseModel):
+    name: str = Field(max_length=64, examples=["helpdesk"], description="The bot's account name")
+    url: str = Field(
+        max_length=2048,
+        examples=["https://bots.example.org/helpdesk"],
+        description="Where the bot's messages are delivered (a webhook, signed)",
+    )
+
+
+class Bot(BaseModel):
+    name: str
+    jid: str
+    webhook_id: int | None
+    url: str | None
+    created_by: str
+    created_at: float
+    bound: bool = Field(description="Its messages reach its webhook (the dispatcher bound it)")
+    last_used_at: float | None
+
+
+class CreatedBot(BaseModel):
+    name: str
+    jid: str
+    token: str = Field(description="Shown this once: the bot's replies use it (Bearer)")
+    webhook_id: int
+    webhook_secret: str = Field(description="Shown this once: the webhook's signing secret")
+
+
+class BotMessage(BaseModel):
+    to: str = Field(max_length=3071, examples=["ann@chat.example.org"])
+    text: str = Field(max_length=10_000, examples=["Your ticket #42 is closed."])
+
+
+class AssistantSettings(BaseModel):
+    name: str | None = Field(
+        None, max_length=64, description="Its account's name, when made (assistant by default)"
+    )
+    url: str = Field(
+        max_length=2048,
+        examples=["https://api.openai.com/v1"],
+        description="An OpenAI-compatible API; its /chat/completions is asked",
+    )
+    model: str = Field(max_length=200, examples=["gpt-4o-mini"])
+    prompt: str = Field("", max_length=2000, description="Instructions given with each question")
+    per_hour: int = Field(20, ge=1, le=1000, description="Questions each person may ask an hour")
+    turns: int = Field(10, ge=0, le=50, description="Exchanges remembered with each person")
+    key: str | None = Field(
+        None,
+        max_length=4096,
+        description="The service's API key: a new one; empty to forget it; left out to keep it",
+    )
+
+
+class Assistant(BaseModel):
+    bot: str
+    jid: str
+    url: str
+    model: str
+    prompt: str
+    per_hour: int
+    turns: int
+    key_set: bool = Field(description="A key is kept (never shown)")
+    answering: bool = Field(description="Its questions reach the dispatcher (queue bound)")
+
+
 class Delivery(BaseModel):
     event_id: str
     event_type: str

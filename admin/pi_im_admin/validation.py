@@ -126,21 +126,28 @@ def name(value: str, what: str) -> str:
 _LINE_BREAKS = set("\t\n\r")
 
 
+def _unwritable(char: str, multiline: bool) -> bool:
+    code = ord(char)
+    return not (multiline and char in _LINE_BREAKS) and (
+        unicodedata.category(char) in ("Cc", "Cs")
+        or 0xFDD0 <= code <= 0xFDEF
+        or code & 0xFFFE == 0xFFFE
+    )
+
+
 def text(value: str, what: str, max_length: int, multiline: bool = False) -> str:
     """Free text that goes to ejabberd (a ban reason, an announcement): stripped, bounded,
     printable."""
     value = value.strip()
     if len(value) > max_length:
         raise Problem(f"The {what} is too long (at most {max_length} characters).")
-    for char in value:
-        if multiline and char in _LINE_BREAKS:
-            continue
-        code = ord(char)
-        if (
-            unicodedata.category(char) in ("Cc", "Cs")
-            or 0xFDD0 <= code <= 0xFDEF
-            or code & 0xFFFE == 0xFFFE
-        ):
-            kind = "control characters" if multiline else "line breaks or control characters"
-            raise Problem(f"The {what} may not contain {kind}.")
+    if any(_unwritable(char, multiline) for char in value):
+        kind = "control characters" if multiline else "line breaks or control characters"
+        raise Problem(f"The {what} may not contain {kind}.")
     return value
+
+
+def writable(value: str, max_length: int) -> str:
+    """Text from elsewhere (an AI service's answer) made what text() takes: what XML cannot
+    carry left out, bounded."""
+    return "".join(char for char in value if not _unwritable(char, True)).strip()[:max_length]

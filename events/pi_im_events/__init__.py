@@ -3,6 +3,7 @@
 from .consumer import EXCHANGE, Seen, consume
 from .event import (
     Account,
+    BotMessage,
     Dropped,
     Event,
     EventError,
@@ -20,6 +21,7 @@ from .webhook import SignatureError, verify
 __all__ = [
     "EXCHANGE",
     "Account",
+    "BotMessage",
     "Dropped",
     "Event",
     "EventError",

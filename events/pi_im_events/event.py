@@ -99,7 +99,22 @@ class Report:
     text: str
 
 
-Details = Message | Session | Account | Room | Dropped | Invitation | Moderated | Report
+@dataclass(frozen=True)
+class BotMessage:
+    """bot.message: what a user wrote to a bot (routing key bot.message.<bot>); the reply goes
+    through the console's API with the bot's token. No text when it was encrypted."""
+
+    bot: str
+    sender: str
+    to: str
+    message_id: str | None
+    text: str | None
+    encryption: str | None
+
+
+Details = (
+    Message | Session | Account | Room | Dropped | Invitation | Moderated | Report | BotMessage
+)
 
 
 @dataclass(frozen=True)
@@ -154,6 +169,15 @@ class Event:
             if self.type == "moderation.report":
                 return Report(
                     reporter=data["from"], jid=data["jid"], reason=data["reason"], text=data["text"]
+                )
+            if self.type == "bot.message":
+                return BotMessage(
+                    bot=data["bot"],
+                    sender=data["from"],
+                    to=data["to"],
+                    message_id=data["message_id"],
+                    text=data["text"],
+                    encryption=data["encryption"],
                 )
             if self.type == "events.dropped":
                 return Dropped(

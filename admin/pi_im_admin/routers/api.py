@@ -7,12 +7,14 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Depends, Query, Request, Response, status
 
 from .. import models
-from ..auth import ContextDep, api
-from ..errors import Problem
+from ..auth import ContextDep, api, bot_name
+from ..errors import NotFound, Problem
 from ..permissions import Permission as P
 from ..security import Principal
 from ..services import (
+    assistant,
     backups,
+    bots,
     dashboard,
     groups,
     invites,
@@ -438,6 +440,91 @@ def _moderation_list(ctx: ContextDep) -> dict[str, object]:
         "max_rules": moderation.MAX_RULES,
         "max_patterns": moderation.MAX_PATTERNS,
     }
+
+
+@router.get("/bots", response_model=list[models.Bot], tags=["bots"])
+async def list_bots(
+    _: Annotated[Principal, Depends(api(P.VIEW))],
+    ctx: ContextDep,
+):
+    return bots.listing(ctx)
+
+
+@router.post("/bots", response_model=models.CreatedBot, status_code=201, tags=["bots"])
+async def create_bot(
+    body: models.NewBot,
+    who: Annotated[Principal, Depends(api(P.MANAGE_INTEGRATIONS))],
+    ctx: ContextDep,
+):
+    """The bot's token and its webhook's secret are in this answer only."""
+    return await bots.create(ctx, who, body.name, body.url)
+
+
+@router.delete("/bots/{name}", status_code=204, response_class=Response, tags=["bots"])
+async def delete_bot(
+    name: str,
+    who: Annotated[Principal, Depends(api(P.MANAGE_INTEGRATIONS))],
+    ctx: ContextDep,
+):
+    await bots.delete(ctx, who, name)
+    return NO_CONTENT
+
+
+@router.post(
+    "/bots/{name}/messages",
+    status_code=204,
+    response_class=Response,
+    tags=["bots"],
+    responses={429: {"model": models.Error}},
+)
+async def send_as_bot(
+    body: models.BotMessage,
+    bot: Annotated[str, Depends(bot_name)],
+    ctx: ContextDep,
+):
+    """A reply from the bot, with the bot's own token (not an operator's)."""
+    await bots.send(ctx, bot, body.to, body.text)
+    return NO_CONTENT
+
+
+@router.get("/assistant", response_model=models.Assistant, tags=["bots"])
+async def get_assistant(
+    _: Annotated[Principal, Depends(api(P.VIEW))],
+    ctx: ContextDep,
+):
+    made = assistant.current(ctx)
+    if made is None:
+        raise NotFound("There is no assistant.")
+    return made
+
+
+@router.put("/assistant", response_model=models.Assistant, tags=["bots"])
+async def configure_assistant(
+    body: models.AssistantSettings,
+    who: Annotated[Principal, Depends(api(P.MANAGE_INTEGRATIONS))],
+    ctx: ContextDep,
+):
+    """Makes the assistant or changes it. The key is kept as a device secret, never shown."""
+    return await assistant.configure(
+        ctx,
+        who,
+        body.name or "",
+        body.url,
+        body.model,
+        body.prompt,
+        body.per_hour,
+        body.turns,
+        body.key,
+    )
+
+
+@router.delete("/assistant", status_code=204, response_class=Response, tags=["bots"])
+async def remove_assistant(
+    who: Annotated[Principal, Depends(api(P.MANAGE_INTEGRATIONS))],
+    ctx: ContextDep,
+):
+    await assistant.remove(ctx, who)
+    return NO_CONTENT
 
 
 @router.get("/moderation", response_model=models.ModerationList, tags=["moderation"])

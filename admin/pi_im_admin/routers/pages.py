@@ -23,7 +23,9 @@ from ..permissions import Permission as P
 from ..permissions import Role
 from ..security import Principal, new_token
 from ..services import (
+    assistant,
     backups,
+    bots,
     dashboard,
     groups,
     invites,
@@ -803,6 +805,87 @@ async def webhook_delete(
     return await act(
         request, "/webhooks", lambda: webhooks.delete(ctx, who, webhook_id), "Webhook deleted."
     )
+
+
+# Bots
+
+
+async def bots_page(
+    request: Request, who: Principal, ctx: Context, **values: object
+) -> HTMLResponse:
+    return render(
+        request,
+        "bots.html",
+        who,
+        bots=bots.listing(ctx),
+        assistant=assistant.current(ctx),
+        **values,
+    )
+
+
+@router.get("/bots")
+async def bot_list(
+    request: Request,
+    who: Annotated[Principal, Depends(page(P.VIEW))],
+    ctx: ContextDep,
+) -> HTMLResponse:
+    return await bots_page(request, who, ctx)
+
+
+@router.post("/bots")
+async def bot_create(
+    request: Request,
+    who: Annotated[Principal, Depends(form_action(P.MANAGE_INTEGRATIONS))],
+    ctx: ContextDep,
+    name: Annotated[str, Form(max_length=200)] = "",
+    url: Annotated[str, Form(max_length=4096)] = "",
+) -> Response:
+    async def show(made: Any) -> HTMLResponse:
+        return await bots_page(request, who, ctx, created=made)
+
+    return await reveal(request, "/bots", lambda: bots.create(ctx, who, name, url), show)
+
+
+@router.post("/bots/assistant")
+async def assistant_configure(
+    request: Request,
+    who: Annotated[Principal, Depends(form_action(P.MANAGE_INTEGRATIONS))],
+    ctx: ContextDep,
+    name: Annotated[str, Form(max_length=200)] = "",
+    url: Annotated[str, Form(max_length=4096)] = "",
+    model: Annotated[str, Form(max_length=400)] = "",
+    prompt: Annotated[str, Form(max_length=4000)] = "",
+    per_hour: Annotated[int, Form(ge=1, le=1000)] = 20,
+    turns: Annotated[int, Form(ge=0, le=50)] = 10,
+    key: Annotated[str, Form(max_length=4096)] = "",
+    forget_key: Annotated[str, Form(max_length=1)] = "",
+) -> Response:
+    new_key = "" if forget_key else (key or None)
+    return await act(
+        request,
+        "/bots#assistant",
+        lambda: assistant.configure(ctx, who, name, url, model, prompt, per_hour, turns, new_key),
+        "Assistant saved.",
+    )
+
+
+@router.post("/bots/assistant/remove")
+async def assistant_remove(
+    request: Request,
+    who: Annotated[Principal, Depends(form_action(P.MANAGE_INTEGRATIONS))],
+    ctx: ContextDep,
+) -> Response:
+    return await act(request, "/bots", lambda: assistant.remove(ctx, who), "Assistant removed.")
+
+
+@router.post("/bots/{name}/delete")
+async def bot_delete(
+    request: Request,
+    name: str,
+    who: Annotated[Principal, Depends(form_action(P.MANAGE_INTEGRATIONS))],
+    ctx: ContextDep,
+) -> Response:
+    return await act(request, "/bots", lambda: bots.delete(ctx, who, name), f"Bot {name} deleted.")
 
 
 @router.get("/webhooks/{webhook_id}")

@@ -52,7 +52,23 @@ def create(
 ) -> tuple[int, str]:
     """The new webhook's id and its secret (which the console never shows again)."""
     name, url = _name(raw_name), targets.check_url(raw_url)
-    events = targets.event_types(raw_events)
+    return _insert(ctx, actor, name, url, targets.event_types(raw_events))
+
+
+def create_for_bot(ctx: Context, actor: Principal, bot: str, url: str) -> tuple[int, str]:
+    """A bot's webhook (its URL checked by the caller): the bot's messages alone, under its
+    routing key, bot.message.<bot>."""
+    return _insert(ctx, actor, f"bot {bot}", url, [targets.bot_key(bot)])
+
+
+def _bot_of(ctx: Context, webhook_id: int) -> str | None:
+    row = ctx.db.one("SELECT name FROM bots WHERE webhook_id = ?", webhook_id)
+    return str(row["name"]) if row else None
+
+
+def _insert(
+    ctx: Context, actor: Principal, name: str, url: str, events: list[str]
+) -> tuple[int, str]:
     if len(listing(ctx)) >= MAX_WEBHOOKS:
         raise Problem(f"A device has at most {MAX_WEBHOOKS} webhooks: delete one first.")
     secret = signing.new_secret()
@@ -84,6 +100,9 @@ def change(
     changes: list[str] = []
     url = targets.check_url(raw_url) if raw_url is not None else None
     events = targets.event_types(raw_events) if raw_events is not None else None
+    bot = _bot_of(ctx, webhook_id)
+    if bot is not None and events is not None:
+        raise Problem(f"This webhook is bot {bot}'s: it takes the bot's messages and no other.")
     with ctx.db.transaction() as conn:
         if url is not None and url != webhook["url"]:
             conn.execute("UPDATE webhooks SET url = ? WHERE id = ?", (url, webhook_id))
@@ -122,6 +141,9 @@ def new_secret(ctx: Context, actor: Principal, webhook_id: int) -> str:
 def delete(ctx: Context, actor: Principal, webhook_id: int) -> None:
     """Gone from the console at once; the dispatcher then removes its queues and its row."""
     webhook = detail(ctx, webhook_id)
+    bot = _bot_of(ctx, webhook_id)
+    if bot is not None:
+        raise Problem(f"This webhook is bot {bot}'s: delete the bot (Bots) to delete it.")
     ctx.db.run("UPDATE webhooks SET deleted_at = ? WHERE id = ?", time.time(), webhook_id)
     ctx.db.audit(actor.name, "webhook.delete", str(webhook["name"]))
 

@@ -46,6 +46,11 @@ class Config:
     # How often the console's changes (a new webhook, a pause, a resume) are picked up.
     poll: float = field(default_factory=lambda: float(_env("POLL_SECONDS", "2")))
 
+    @property
+    def assistant_key(self) -> Path:
+        """The assistant's key (services.assistant.key_file), beside the database."""
+        return self.database.with_name("assistant-api-key")
+
     def delay(self, attempts: int) -> float:
         """Seconds before the next attempt, after `attempts` failed ones."""
         return min(self.first_retry * 2 ** (attempts - 1), 3600.0)

@@ -23,7 +23,7 @@ import httpx
 from aio_pika.abc import AbstractChannel, AbstractConnection, AbstractIncomingMessage
 
 from ..db import Database
-from . import delivery, records, store, topology
+from . import assistant, delivery, records, store, topology
 from .config import Config
 from .delivery import Verdict
 
@@ -82,6 +82,7 @@ class Worker:
             # One event at a time: the next is not even sent to the dispatcher before this one
             # is settled. (After declare, which may have had to reopen the channel.)
             await channel.set_qos(prefetch_count=1)
+            await asyncio.to_thread(store.bound, self.db, endpoint.id)
             if endpoint.paused:
                 # Events gather in the queue (up to its bound) until the console resumes it.
                 await asyncio.Event().wait()
@@ -224,6 +225,7 @@ class Dispatcher:
         closed = asyncio.Event()
         connection.close_callbacks.add(lambda *_: closed.set())
         recording: asyncio.Task[None] | None = None
+        answering: tuple[str, asyncio.Task[None]] | None = None
         async with delivery.client(self.config.timeout) as http:
             try:
                 while not closed.is_set():
@@ -233,16 +235,38 @@ class Dispatcher:
                         recording = asyncio.create_task(
                             records.run(connection, self.config.exchange, self.db)
                         )
+                    answering = await self.answering(connection, answering)
                     current = await asyncio.to_thread(store.endpoints, self.db)
                     await self.settle(connection, http, workers, current)
                     await self.publish_outbox(connection)
                     with contextlib.suppress(asyncio.TimeoutError):
                         await asyncio.wait_for(closed.wait(), self.config.poll)
             finally:
-                tasks = [task for _, task in workers.values()] + ([recording] if recording else [])
+                tasks = [task for _, task in workers.values()] + [
+                    task for task in (recording, answering and answering[1]) if task
+                ]
                 for task in tasks:
                     task.cancel()
                 await asyncio.gather(*tasks, return_exceptions=True)
+
+    async def answering(
+        self, connection: AbstractConnection, running: tuple[str, asyncio.Task[None]] | None
+    ) -> tuple[str, asyncio.Task[None]] | None:
+        """The assistant's task for the bot the console names now (none without one)."""
+        chosen = await asyncio.to_thread(assistant.settings, self.db, self.config.assistant_key)
+        bot = chosen.bot if chosen else None
+        if running is not None:
+            name, task = running
+            if name == bot and not task.done():
+                return running
+            task.cancel()
+            if task.done() and not task.cancelled() and task.exception():
+                log.warning("the assistant: %s", task.exception())
+        if bot is None:
+            return None
+        return bot, asyncio.create_task(
+            assistant.run(connection, self.config.exchange, self.db, self.config.assistant_key, bot)
+        )
 
     async def publish_outbox(self, connection: AbstractConnection) -> None:
         """The console's own events onto the bus, each removed once RabbitMQ confirms it."""

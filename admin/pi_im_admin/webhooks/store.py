@@ -54,6 +54,16 @@ def endpoints(db: Database) -> list[Endpoint]:
     ]
 
 
+def bound(db: Database, webhook_id: int) -> None:
+    """The webhook's queue takes its events: a bot it belongs to may now be given to
+    ejabberd (services.bots)."""
+    db.run(
+        "UPDATE bots SET bound_at = ? WHERE webhook_id = ? AND bound_at IS NULL",
+        time.time(),
+        webhook_id,
+    )
+
+
 def forget(db: Database, webhook_id: int) -> None:
     """A deleted webhook whose queues are gone: its row and deliveries go too."""
     db.run("DELETE FROM webhooks WHERE id = ? AND deleted_at IS NOT NULL", webhook_id)

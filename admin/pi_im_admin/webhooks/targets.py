@@ -43,6 +43,11 @@ LAN = tuple(
 )
 
 
+def bot_key(bot: str) -> str:
+    """The routing key of a bot's messages (mod_bots)."""
+    return f"bot.message.{bot}"
+
+
 def event_types(raw: list[str]) -> list[str]:
     """The types asked for, in a stable order; a Problem naming any unknown one."""
     unknown = sorted({kind for kind in raw if kind not in EVENT_TYPES})

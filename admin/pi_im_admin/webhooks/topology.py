@@ -53,8 +53,9 @@ async def declare(
         arguments={"x-dead-letter-exchange": "", "x-dead-letter-routing-key": f"{name}.retry"},
     )
     retry = await channel.declare_queue(f"{name}.retry", durable=True)
-    for kind in EVENT_TYPES:
-        # Unbinding what is not bound is no error: the bindings become the webhook's types.
+    for kind in dict.fromkeys((*EVENT_TYPES, *events)):
+        # Unbinding what is not bound is no error: the bindings become the webhook's types
+        # (a bot's webhook: its own routing key, bot.message.<bot>).
         if kind in events:
             await main.bind(exchange, routing_key=kind)
         else:

@@ -48,6 +48,7 @@ class Story:
     offline_text: str = ""  # alice -> carol, who was away
     secrets: dict[str, str] = field(default_factory=dict)
     identity: str = ""
+    assistant_key: str = ""  # the key the owner gave the console for its assistant
 
 
 class Client(slixmpp.ClientXMPP):
@@ -128,6 +129,14 @@ def use(host, address: str, tls: ssl.SSLContext) -> Story:  # type: ignore[no-un
         operator = {"username": made.operator[0], "password": made.operator[1], "role": "operator"}
         assert console.post("/operators", json=operator).status_code == 201
         made.invite = console.post("/invites", json={"hours": 72}).json()["token"]
+        # An assistant with a key: a device secret the owner gave, not one the device made.
+        made.assistant_key = f"sk-family-{secrets.token_hex(12)}"
+        assistant = {
+            "url": "https://ai.family.test/v1",
+            "model": "small",
+            "key": made.assistant_key,
+        }
+        assert console.put("/assistant", json=assistant).status_code == 200
 
     async def chat() -> None:
         alice = await online("alice", made.users["alice"], tls, address)
@@ -194,6 +203,8 @@ def check_console(story: Story, address: str, tls: ssl.SSLContext) -> None:
         assert sorted(groups[story.group]["members"]) == ["alice", "bob", "carol"]
         rooms = {room["name"]: room for room in console.get("/rooms").json()}
         assert sorted(rooms[story.room]["members"]) == ["alice", "bob"]
+        assistant = console.get("/assistant").json()
+        assert (assistant["url"], assistant["key_set"]) == ("https://ai.family.test/v1", True)
     with httpx.Client(base_url=base_url, verify=tls, timeout=30) as web:
         assert web.get(f"/invite/{story.invite}").status_code == 200
 

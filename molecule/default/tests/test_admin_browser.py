@@ -209,6 +209,41 @@ def test_an_admin_registers_a_webhook_sees_its_secret_once_and_deletes_it(
     expect(page.locator("#webhooks")).not_to_contain_text(name)
 
 
+def test_an_admin_makes_a_bot_sees_its_token_once_and_deletes_it(
+    host, page: Page, address: str
+) -> None:
+    base = f"https://{address}:8080"
+    sign_in(page, host, base)
+    page.get_by_role("link", name="Bots").click()
+    name, form = f"bot-{secrets.token_hex(3)}", page.locator("#new-bot")
+    form.get_by_label("Name").fill(name)
+    form.get_by_label("Webhook URL").fill("http://example.org/hook")
+    form.get_by_role("button", name="Make bot").click()
+    expect(page.get_by_role("alert")).to_contain_text("Plain http:// is for the local network only")
+
+    form.get_by_label("Name").fill(name)
+    form.get_by_label("Webhook URL").fill(f"http://{address}:9/hook")
+    form.get_by_role("button", name="Make bot").click()
+    shown = page.locator("#bot-credentials")
+    expect(shown).to_contain_text(f"{name}@{DOMAIN}")
+    token, webhook_secret = (
+        page.locator("#bot-token").inner_text(),
+        page.locator("#bot-secret").inner_text(),
+    )
+    assert token.startswith("pib_")
+    assert webhook_secret.startswith("whsec_")
+    page.screenshot(path=ARTIFACTS / "bots.png", full_page=True)
+
+    page.goto(f"{base}/bots")  # not a reload, which would post the form again
+    row = page.locator("#bots tr", has_text=name)
+    expect(row).to_contain_text("answering")
+    assert token not in page.content()
+    assert webhook_secret not in page.content()
+    row.get_by_role("button", name="Delete").click()
+    expect(page.get_by_role("status")).to_have_text(f"Bot {name} deleted.")
+    expect(page.locator("#bots")).not_to_contain_text(name)
+
+
 def test_an_admin_keeps_a_moderation_list_and_is_told_what_it_refuses(
     host, page: Page, address: str
 ) -> None:

@@ -1,8 +1,10 @@
 """A webhook receiver for test_webhooks.py, run inside the device's network namespace (the
 `netns` fixture) on the device's own network address: what a service on the local network
 would be. Prints "listening", then one JSON line per request it answers. Reads commands on
-stdin, one per line: "answer STATUS" (what it answers from now on) and "slow SECONDS" (how
-long it waits before answering).
+stdin, one per line: "answer STATUS" (what it answers from now on), "slow SECONDS" (how
+long it waits before answering) and "complete 1": answer as an OpenAI-compatible
+chat-completions service would (test_bots.py's assistant), with the last question and how
+many messages came with it.
 
     webhook_receiver.py ADDRESS PORT [CERT KEY]     with CERT and KEY: HTTPS
 """
@@ -16,7 +18,7 @@ import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-behaviour = {"answer": 200, "slow": 0.0}
+behaviour = {"answer": 200, "slow": 0.0, "complete": 0.0}
 printing = threading.Lock()
 
 
@@ -35,12 +37,35 @@ class Handler(BaseHTTPRequestHandler):
         with printing:
             print(json.dumps(record), flush=True)
         time.sleep(slow)
+        reply = completion(body) if behaviour["complete"] and answer == 200 else b""
         self.send_response(answer)
-        self.send_header("Content-Length", "0")
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(reply)))
         self.end_headers()
+        self.wfile.write(reply)
 
     def log_message(self, format: str, *args: object) -> None:
         pass
+
+
+def completion(body: bytes) -> bytes:
+    """A chat completion saying what it was asked, as OpenAI's API shapes one."""
+    messages = json.loads(body)["messages"]
+    said = f"You asked: {messages[-1]['content']} ({len(messages)} messages)"
+    return json.dumps(
+        {
+            "id": "chatcmpl-test",
+            "object": "chat.completion",
+            "model": json.loads(body)["model"],
+            "choices": [
+                {
+                    "index": 0,
+                    "message": {"role": "assistant", "content": said},
+                    "finish_reason": "stop",
+                }
+            ],
+        }
+    ).encode()
 
 
 def commands() -> None:

@@ -178,6 +178,8 @@ def test_it_has_the_old_devices_secrets_certificate_and_ssh_identity(
 ) -> None:  # type: ignore[no-untyped-def]
     assert family.device_secrets(host) == story.secrets
     assert host.check_output(family.IDENTITY) == story.identity
+    key = host.file("/var/lib/pi-im-admin/assistant-api-key")
+    assert (key.content_string, key.user, key.mode) == (story.assistant_key, "pi-im-admin", 0o600)
 
 
 def test_everyone_logs_in_with_the_old_password_and_finds_their_things(

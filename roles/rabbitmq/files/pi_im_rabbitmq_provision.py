@@ -83,8 +83,9 @@ def publisher_rights(exchange: str) -> dict[str, str]:
 
 
 # The webhook dispatcher's queues: each webhook's pi-im.webhook.N and its .wait and .retry
-# (pi_im_admin.webhooks.topology), and pi-im.moderation, what moderation did, for the console.
-DISPATCHER_QUEUES = r"pi\-im\.(webhook\.[0-9]+(\.wait|\.retry)?|moderation)"
+# (pi_im_admin.webhooks.topology), pi-im.moderation, what moderation did, for the console,
+# and pi-im.assistant, what people write to the assistant.
+DISPATCHER_QUEUES = r"pi\-im\.(webhook\.[0-9]+(\.wait|\.retry)?|moderation|assistant)"
 
 
 def webhooks_rights(exchange: str) -> dict[str, str]:

@@ -37,11 +37,12 @@
 -export([user_send_packet/1, muc_filter_message/3, user_login/3, user_logout/3,
          user_created/2, user_deleted/2, room_created/3, room_destroyed/3]).
 -export([event_bus_status/1, dropped/4]).
-%% For the appliance's other modules (mod_moderation): events of their own, whichever
-%% types are switched on here, and how a message is encrypted.
--export([publish_event/3, encryption/1, encoder/0]).
+%% For the appliance's other modules (mod_moderation, mod_bots): events of their own,
+%% whichever types are switched on here (under their own routing key if need be), how a
+%% message is encrypted, and JSON read with the library events are written with.
+-export([publish_event/3, publish_event/4, encryption/1, decode/1]).
 -ifdef(TEST).
--export([envelope/4, message_data/3, encode/1]).
+-export([envelope/4, message_data/3, encode/1, encoder/0]).
 -endif.
 
 -define(VERSION, 1).
@@ -135,12 +136,20 @@ stop_publisher(Host) ->
     ok.
 
 publish(Host, Type, Data) ->
+    publish(Host, Type, atom_to_binary(Type, utf8), Data).
+
+publish(Host, Type, RoutingKey, Data) ->
     Body = encode(envelope(Host, Type, erlang:system_time(microsecond), Data)),
-    pi_im_stomp:publish(proc(Host), atom_to_binary(Type, utf8), Body).
+    pi_im_stomp:publish(proc(Host), RoutingKey, Body).
 
 %% Another module's event: published while this module runs on the host.
 publish_event(Host, Type, Data) when is_atom(Type), is_map(Data) ->
     publish(Host, Type, Data).
+
+%% The same with a routing key of its own (bot.message.<bot>: one bot's webhook binds it).
+publish_event(Host, Type, RoutingKey, Data)
+  when is_atom(Type), is_binary(RoutingKey), is_map(Data) ->
+    publish(Host, Type, RoutingKey, Data).
 
 %% The event that stands where events were dropped (buffer full).
 dropped(Host, Count, FirstMs, LastMs) ->
@@ -300,6 +309,12 @@ encoder() ->
 encode(Term) ->
     Encoder = persistent_term:get({?MODULE, encoder}, jiffy),
     iolist_to_binary(Encoder:encode(Term)).
+
+decode(Json) ->
+    case encoder() of
+        json -> json:decode(Json);
+        jiffy -> jiffy:decode(Json, [return_maps])
+    end.
 
 %%%===================================================================
 %%% Command

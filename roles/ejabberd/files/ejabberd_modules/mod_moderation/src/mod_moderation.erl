@@ -108,7 +108,7 @@ prepare(Json) ->
 %% {"keep_text": false, "rules": [{"id": 1, "kind": "word", "text": "...",
 %% "action": "block"}, ...]}
 parse(Json) ->
-    try decode(Json) of
+    try mod_event_bus:decode(Json) of
         #{<<"keep_text">> := KeepText, <<"rules">> := List}
           when is_boolean(KeepText), is_list(List) ->
             Rules = [rule(Item) || Item <- List],
@@ -136,12 +136,6 @@ name(<<"pattern">>) -> pattern;
 name(<<"block">>) -> block;
 name(<<"mask">>) -> mask;
 name(_) -> unknown.
-
-decode(Json) ->
-    case mod_event_bus:encoder() of
-        json -> json:decode(Json);
-        jiffy -> jiffy:decode(Json, [return_maps])
-    end.
 
 rules(Host) ->
     persistent_term:get({?MODULE, Host}, #{document => ?EMPTY, keep_text => false,
