@@ -7,7 +7,8 @@ through RabbitMQ (topology); meanwhile the worker takes nothing new, so order ho
 the last attempt it is failed. `pause_after` failed events in a row pause the webhook.
 The console's changes are read from its database every `poll` seconds, and its own events
 (the outbox) published to the events exchange. Moderation's records come in beside
-(records).
+(records), and the questions people ask the assistant (assistant). A bot's webhook is a
+webhook like any other, bound to the bot's routing key alone.
 """
 
 from __future__ import annotations
