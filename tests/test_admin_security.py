@@ -287,3 +287,11 @@ def test_an_id_no_row_can_have_is_refused_not_a_server_error(app, method: str, p
     assert api.request(method, path.format(2**101), json=body).status_code == 422
     assert api.request(method, path.format(0), json=body).status_code == 422
     assert api.request(method, path.format(2**31 - 1), json=body).status_code == 404
+
+
+def test_as_a_rate_the_limiter_counts_what_it_lets_through() -> None:
+    rate = AttemptLimiter(limit=2, window=0.2)
+    assert [rate.spend("bot"), rate.spend("bot"), rate.spend("bot")] == [True, True, False]
+    assert rate.spend("other")
+    time.sleep(0.25)
+    assert rate.spend("bot")

@@ -1,5 +1,6 @@
-"""The FastAPI application: routers, templates, error handling and the background sampler
-(dashboard samples, and moderation's list kept applied)."""
+"""The FastAPI application: routers, templates, error handling and its background tasks: the
+sampler (dashboard samples; moderation's list and the bots kept applied) and the relay of the
+assistant's answers."""
 
 from __future__ import annotations
 

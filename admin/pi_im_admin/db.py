@@ -164,7 +164,7 @@ MIGRATIONS: tuple[str, ...] = (
         id INTEGER PRIMARY KEY AUTOINCREMENT,
         name TEXT NOT NULL UNIQUE,
         webhook_id INTEGER REFERENCES webhooks(id),
-        token_hash TEXT NOT NULL UNIQUE,
+        token_hash TEXT UNIQUE,
         created_by TEXT NOT NULL,
         created_at REAL NOT NULL,
         bound_at REAL,

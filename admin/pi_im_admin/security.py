@@ -167,6 +167,13 @@ class AttemptLimiter:
     def blocked(self, key: str) -> bool:
         return len(self._recent(key)) >= self.limit
 
+    def spend(self, key: str) -> bool:
+        """As a rate limit: whether `key` may go once more now (and if so, counted)."""
+        if self.blocked(key):
+            return False
+        self.failed(key)
+        return True
+
     def failed(self, key: str) -> None:
         failures = self._recent(key)
         failures.append(time.monotonic())

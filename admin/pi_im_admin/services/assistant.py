@@ -15,20 +15,20 @@ import os
 import secrets
 import time
 from pathlib import Path
+from typing import Any
 
 from ..context import Context
+from ..db import Database
 from ..errors import NotFound, Problem
-from ..security import Principal, digest, new_token
+from ..security import Principal
 from ..validation import text
 from ..webhooks import targets
 from . import bots
 
-SETTINGS = ("bot", "url", "model", "prompt", "per_hour", "turns")
 MAX_KEY = 4096
 MAX_PROMPT = 2000
 MAX_PER_HOUR = 1000
 MAX_TURNS = 50
-DEFAULTS: dict[str, object] = {"prompt": "", "per_hour": 20, "turns": 10}
 
 
 def key_file(ctx: Context) -> Path:
@@ -36,15 +36,20 @@ def key_file(ctx: Context) -> Path:
     return ctx.settings.database.with_name("assistant-api-key")
 
 
-def current(ctx: Context) -> dict[str, object] | None:
-    """The assistant's settings (and whether a key is kept), or None when there is none."""
+def stored(db: Database) -> dict[str, Any] | None:
+    """The settings as the console keeps them (the dispatcher reads them too), or None when
+    there is no assistant."""
     rows = {
         row["name"].removeprefix("assistant."): json.loads(row["value"])
-        for row in ctx.db.all(
-            "SELECT name, value FROM console_settings WHERE name LIKE 'assistant.%'"
-        )
+        for row in db.all("SELECT name, value FROM console_settings WHERE name LIKE 'assistant.%'")
     }
-    if "bot" not in rows:
+    return rows if "bot" in rows else None
+
+
+def current(ctx: Context) -> dict[str, object] | None:
+    """The assistant's settings (and whether a key is kept), or None when there is none."""
+    rows = stored(ctx.db)
+    if rows is None:
         return None
     bound = ctx.db.one("SELECT bound_at FROM bots WHERE name = ?", rows["bot"])
     return rows | {
@@ -107,10 +112,19 @@ async def configure(
     keyed = bool(key) if key is not None else key_file(ctx).exists()
     values = _checked(url, model, prompt, per_hour, turns, keyed)
     if before is None:
-        values["bot"] = bots.checked_name(name.strip() or "assistant")
-        await _make_bot(ctx, actor, str(values["bot"]))
-    elif name.strip() and name.strip() != before["bot"]:
-        raise Problem(f"The assistant is {before['bot']}: remove it to give it another name.")
+        bot = values["bot"] = bots.checked_name(name.strip() or "assistant")
+        await bots.make_account(ctx, bot)
+        # Its answers are the dispatcher's, through the console: it has no token.
+        ctx.db.run(
+            "INSERT INTO bots (name, webhook_id, created_by, created_at) VALUES (?, NULL, ?, ?)",
+            bot,
+            actor.name,
+            time.time(),
+        )
+    else:
+        bot = str(before["bot"])
+        if name.strip() and name.strip() != bot:
+            raise Problem(f"The assistant is {bot}: remove it to give it another name.")
     if key:
         _write_key(key_file(ctx), key)
     elif key == "":
@@ -123,30 +137,12 @@ async def configure(
                 (f"assistant.{setting}", json.dumps(value)),
             )
     if before is None:
-        await bots.activate(ctx, str(values["bot"]))
+        await bots.activate(ctx, bot)
     said = " ".join(f"{k}={values[k]}" for k in ("url", "model", "per_hour", "turns"))
     if key is not None:
         said += " key=" + ("changed" if key else "removed")
-    ctx.db.audit(actor.name, "assistant.configure", str(values.get("bot") or before["bot"]), said)  # type: ignore[index]
+    ctx.db.audit(actor.name, "assistant.configure", bot, said)
     return current(ctx) or {}
-
-
-async def _make_bot(ctx: Context, actor: Principal, name: str) -> None:
-    """The assistant's account, a bot without a webhook: the dispatcher binds its queue."""
-    if ctx.db.one("SELECT 1 FROM bots WHERE name = ?", name):
-        raise Problem(f"There is a bot named {name} already.")
-    if await ctx.ejabberd.exists(name):
-        raise Problem(f"{name}@{ctx.ejabberd.domain} is a user's account: choose another name.")
-    await ctx.ejabberd.register(name, secrets.token_urlsafe(32))
-    # Its replies are the dispatcher's, through the console: no token is ever given out.
-    ctx.db.run(
-        "INSERT INTO bots (name, webhook_id, token_hash, created_by, created_at) "
-        "VALUES (?, NULL, ?, ?, ?)",
-        name,
-        digest(new_token("pib")),
-        actor.name,
-        time.time(),
-    )
 
 
 async def remove(ctx: Context, actor: Principal) -> None:

@@ -101,21 +101,26 @@ async def activate(ctx: Context, name: str) -> None:
         await _activate(ctx, name)
 
 
+async def make_account(ctx: Context, name: str) -> None:
+    """A new bot's account on the chat server, once nothing stands in its way."""
+    if ctx.db.one("SELECT 1 FROM bots WHERE name = ?", name):
+        raise Problem(f"There is a bot named {name} already.")
+    if ctx.db.one("SELECT COUNT(*) AS n FROM bots")["n"] >= MAX_BOTS:
+        raise Problem(f"A device has at most {MAX_BOTS} bots: delete one first.")
+    try:
+        await ctx.ejabberd.bots()
+    except NotFound:
+        raise Problem("Bots are off on this device (ejabberd_bots: false).") from None
+    if await ctx.ejabberd.exists(name):
+        raise Problem(f"{name}@{ctx.ejabberd.domain} is a user's account: choose another name.")
+    # A password no one is told: a bot answers through the API, not from an app.
+    await ctx.ejabberd.register(name, secrets.token_urlsafe(32))
+
+
 async def create(ctx: Context, actor: Principal, raw_name: str, raw_url: str) -> Created:
     name, url = checked_name(raw_name), targets.check_url(raw_url)
     async with _changing:
-        if ctx.db.one("SELECT 1 FROM bots WHERE name = ?", name):
-            raise Problem(f"There is a bot named {name} already.")
-        if len(listing(ctx)) >= MAX_BOTS:
-            raise Problem(f"A device has at most {MAX_BOTS} bots: delete one first.")
-        try:
-            await ctx.ejabberd.bots()
-        except NotFound:
-            raise Problem("Bots are off on this device (ejabberd_bots: false).") from None
-        if await ctx.ejabberd.exists(name):
-            raise Problem(f"{name}@{ctx.ejabberd.domain} is a user's account: choose another name.")
-        # A password no one is told: the bot answers through the API, not an app.
-        await ctx.ejabberd.register(name, secrets.token_urlsafe(32))
+        await make_account(ctx, name)
         token = new_token("pib")
         try:
             webhook_id, secret = webhooks.create_for_bot(ctx, actor, name, url)
@@ -194,9 +199,8 @@ async def send(ctx: Context, bot: str, raw_to: str, raw_text: str) -> None:
     body = text(raw_text, "message", MAX_TEXT, multiline=True)
     if not body:
         raise Problem("The message is empty.")
-    if ctx.bot_sends.blocked(bot):
+    if not ctx.bot_sends.spend(bot):
         raise TooMany(f"Bot {bot} sent {ctx.bot_sends.limit} messages in the last minute: wait.")
-    ctx.bot_sends.failed(bot)  # counted, as an attempt
     await ctx.ejabberd.send(bot, to, "", body, kind="chat")
 
 

@@ -26,6 +26,7 @@ from aio_pika.abc import AbstractConnection, AbstractIncomingMessage
 from ..db import Database
 from ..security import AttemptLimiter
 from ..services import bots
+from ..services.assistant import stored
 from ..validation import writable
 from . import delivery, targets
 
@@ -56,11 +57,8 @@ class Settings:
 
 
 def settings(db: Database, key_file: Path) -> Settings | None:
-    rows = {
-        row["name"].removeprefix("assistant."): json.loads(row["value"])
-        for row in db.all("SELECT name, value FROM console_settings WHERE name LIKE 'assistant.%'")
-    }
-    if "bot" not in rows:
+    rows = stored(db)
+    if rows is None:
         return None
     key = key_file.read_text().strip() if key_file.exists() else ""
     return Settings(
@@ -155,8 +153,7 @@ class Assistant:
         if not isinstance(question, str):
             return chosen.bot, person, ENCRYPTED
         question = question[:MAX_TURN_CHARS]
-        limiter = self.limiter(chosen.per_hour)
-        if limiter.blocked(person):
+        if not self.limiter(chosen.per_hour).spend(person):
             return (
                 chosen.bot,
                 person,
@@ -165,7 +162,6 @@ class Assistant:
                     "server allows: ask again later."
                 ),
             )
-        limiter.failed(person)  # counted as asked
         try:
             answer = await ask(self.http, chosen, self.memory.of(person, chosen.turns), question)
         except AssistantError as error:
