@@ -57,6 +57,7 @@ def test_conf_names_each_backend_as_ejabberd_finds_it() -> None:
     for name, base in (
         ("mod_mam_sql_grouped", "mod_mam"),
         ("mod_offline_sql_known", "mod_offline"),
+        ("mod_push_sql_known", "mod_push"),
     ):
         conf = yaml.safe_load((MODULES / name / "conf" / f"{name}.yml").read_text())
         assert f"{base}_{conf['modules'][base]['db_type']}" == name

@@ -329,6 +329,42 @@ def test_offline_messages_wait_for_the_next_login(
     assert offline_set(host, bob, "pop").replace(" ", "") == "{{ok,[]},0}"
 
 
+def push_set(host, user: str, action: str = "member") -> str:
+    """Ask (or restart) the set of users with push registrations, on the live node; `lookup`
+    looks up the user's registrations through the backend: how many, and the SQL lookups made."""
+    return probe(host, "push_set", erlang_binary(user), action)
+
+
+def test_push_registrations_are_looked_up_only_for_members_who_have_one(
+    host, accounts, device_cert: Path, address: str
+) -> None:
+    """mod_push looks up the recipient's push registrations for each message it archives: for
+    a member without one the answer comes from the in-memory set, without SQL; an app that
+    enables push (XEP-0357, as Conversations does at its push service) puts its user in the
+    set, which a restart of its owner reloads from the database. A disabled registration
+    leaves the user in the set (one lookup, as before), never the other way round."""
+    bob = accounts[1].jid.split("@")[0]
+    node = secrets.token_hex(8)
+
+    async def push(action: str) -> None:
+        client = await log_in(accounts[1], device_cert, address)
+        iq = client.make_iq_set()
+        iq.xml.append(ET.Element(f"{{urn:xmpp:push:0}}{action}", jid="push.example.net", node=node))
+        await iq.send(timeout=15)
+        client.disconnect()
+
+    assert push_set(host, bob) == "false"
+    assert push_set(host, bob, "lookup").replace(" ", "") == "{0,0}"  # no SQL
+    asyncio.run(push("enable"))
+    assert push_set(host, bob) == "true"
+    assert push_set(host, bob, "lookup").replace(" ", "") == "{1,1}"
+    assert push_set(host, bob, "restart") == "restarted"
+    assert push_set(host, bob) == "true"
+    assert push_set(host, bob, "lookup").replace(" ", "") == "{1,1}"
+    asyncio.run(push("disable"))
+    assert push_set(host, bob, "lookup").replace(" ", "") == "{0,1}"
+
+
 def test_generated_admin_account_logs_in(host, device_cert: Path, address: str) -> None:
     admin = Account(f"admin@{DOMAIN}", secret(host, "ejabberd-admin-password"))
 

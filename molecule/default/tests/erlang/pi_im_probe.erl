@@ -7,7 +7,7 @@
          archive_writer/1, archived_copies/1, queue_one_group/2,
          rows_as_ejabberd_writes/2, archive_prefs_round_trip/1,
          store_aged_copies/1, archived_texts/1, remove_archive/1, offline_set/2,
-         retraction/1]).
+         push_set/2, retraction/1]).
 
 host() ->
     [Host | _] = ejabberd_option:hosts(),
@@ -209,19 +209,39 @@ remove_archive(User) ->
 offline_set(User, member) ->
     pi_im_user_set:member(offline_set(), User);
 offline_set(User, pop) ->
-    Sql = {mod_offline_sql, pop_messages, 2},
-    erlang:trace_pattern(Sql, true, [call_count]),
-    erlang:trace(self(), true, [call]),
-    Popped = mod_offline_sql_known:pop_messages(User, host()),
-    erlang:trace(self(), false, [call]),
-    {call_count, Calls} = erlang:trace_info(Sql, call_count),
-    erlang:trace_pattern(Sql, false, [call_count]),
-    {Popped, Calls};
+    counting_calls({mod_offline_sql, pop_messages, 2},
+                   fun() -> mod_offline_sql_known:pop_messages(User, host()) end);
 offline_set(_User, restart) ->
     restart(offline_set()).
 
 offline_set() ->
     gen_mod:get_module_proc(host(), mod_offline_sql_known_users).
+
+%% The set of users with push registrations: is User in it; look up User's registrations
+%% through the backend (as mod_push does for each message it archives) and count the SQL
+%% lookups it made; or restart the set's owner.
+push_set(User, member) ->
+    pi_im_user_set:member(push_set(), User);
+push_set(User, lookup) ->
+    {{ok, Found}, Calls} =
+        counting_calls({mod_push_sql, lookup_sessions, 2},
+                       fun() -> mod_push_sql_known:lookup_sessions(User, host()) end),
+    {length(Found), Calls};
+push_set(_User, restart) ->
+    restart(push_set()).
+
+push_set() ->
+    gen_mod:get_module_proc(host(), mod_push_sql_known_users).
+
+%% Run(), and how many times it called the function MFA (the SQL backend's).
+counting_calls(MFA, Run) ->
+    erlang:trace_pattern(MFA, true, [call_count]),
+    erlang:trace(self(), true, [call]),
+    Result = Run(),
+    erlang:trace(self(), false, [call]),
+    {call_count, Calls} = erlang:trace_info(MFA, call_count),
+    erlang:trace_pattern(MFA, false, [call_count]),
+    {Result, Calls}.
 
 %% ejabberd 24.12 (XEP-0424): a message that retracts an earlier one, by that one's origin-id,
 %% deletes it from the archive. Through our backend: "keep" and "oops" stored (queued to the
