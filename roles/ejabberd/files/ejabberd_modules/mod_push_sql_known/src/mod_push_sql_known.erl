@@ -27,31 +27,21 @@ store_session(LUser, LServer, TS, PushJID, Node, XData) ->
       set(LServer), LUser,
       fun() -> mod_push_sql:store_session(LUser, LServer, TS, PushJID, Node, XData) end).
 
-%% The lookups a message or a session makes: none without a query for a user
-%% outside the set, as mod_push_sql answers when it finds no row.
+%% The lookups a message or a session makes: None without a query for a user
+%% outside the set (what mod_push_sql answers when it finds no row).
 lookup_sessions(LUser, LServer) ->
-    case registered(LUser, LServer) of
-        false -> {ok, []};
-        _ -> mod_push_sql:lookup_sessions(LUser, LServer)
-    end.
-
+    unless_unregistered(LUser, LServer, {ok, []},
+                        fun() -> mod_push_sql:lookup_sessions(LUser, LServer) end).
 lookup_sessions(LUser, LServer, PushJID) ->
-    case registered(LUser, LServer) of
-        false -> {ok, []};
-        _ -> mod_push_sql:lookup_sessions(LUser, LServer, PushJID)
-    end.
-
+    unless_unregistered(LUser, LServer, {ok, []},
+                        fun() -> mod_push_sql:lookup_sessions(LUser, LServer, PushJID) end).
 lookup_session(LUser, LServer, TS) ->
-    case registered(LUser, LServer) of
-        false -> {error, notfound};
-        _ -> mod_push_sql:lookup_session(LUser, LServer, TS)
-    end.
-
+    unless_unregistered(LUser, LServer, {error, notfound},
+                        fun() -> mod_push_sql:lookup_session(LUser, LServer, TS) end).
 lookup_session(LUser, LServer, PushJID, Node) ->
-    case registered(LUser, LServer) of
-        false -> {error, notfound};
-        _ -> mod_push_sql:lookup_session(LUser, LServer, PushJID, Node)
-    end.
+    unless_unregistered(
+      LUser, LServer, {error, notfound},
+      fun() -> mod_push_sql:lookup_session(LUser, LServer, PushJID, Node) end).
 
 %% A user keeps their place in the set when a registration goes (they may
 %% have others): a member without rows costs one query, as before.
@@ -64,9 +54,13 @@ lookup_sessions(LServer) ->
 export(Server) ->
     mod_push_sql:export(Server).
 
-%% true | false | unknown (no set yet: ask SQL).
-registered(LUser, LServer) ->
-    pi_im_user_set:member(set(LServer), LUser).
+%% None for a user the set says has no registration; otherwise (a member, or
+%% no set loaded yet) what Ask() finds in the database.
+unless_unregistered(LUser, LServer, None, Ask) ->
+    case pi_im_user_set:member(set(LServer), LUser) of
+        false -> None;
+        _ -> Ask()
+    end.
 
 set(Host) ->
     gen_mod:get_module_proc(Host, mod_push_sql_known_users).
