@@ -5,12 +5,12 @@ BIN := $(VENV)/bin
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
 
-.PHONY: help venv engine release base-image base-image-bookworm host-packages collections demo demo-down lint test upgrade-test bench bench-faults bench-disk-full bench-wear bench-peers bench-compare bench-tuning bench-logins bench-events bench-moderation bench-accounts-remove image image-test clean
+.PHONY: help venv engine release base-image base-image-bookworm host-packages collections demo demo-down lint test test-host upgrade-test bench bench-faults bench-disk-full bench-wear bench-peers bench-compare bench-tuning bench-logins bench-events bench-moderation bench-accounts-remove image image-test clean
 
 help:
 	@echo "make demo       run the appliance in a local container standing in for a Pi"
 	@echo "make demo-down  remove that container (its data stays on volumes; DEMO_FORGET=1 removes them)"
-	@echo "make test       lint, unit tests, then converge/idempotence/verify with Molecule"
+	@echo "make test       lint, then unit tests and converge/idempotence/verify with Molecule"
 	@echo "make lint       yamllint, ansible-lint (production profile), ruff, the docs built strictly"
 	@echo "make upgrade-test  a bookworm appliance, used, upgraded to trixie: nothing lost (~10 min)"
 	@echo "make bench      load-test the demo (SCENARIO=seed-4000; see bench/README.md)"
@@ -66,14 +66,24 @@ lint: venv collections
 	python scripts/options_reference.py --check
 	mkdocs build --strict --quiet
 
+HOST_PACKAGES := chromium dosfstools mtools fdisk restic
 host-packages:
-	@scripts/ensure-host-packages.sh chromium dosfstools mtools fdisk restic
+	@scripts/ensure-host-packages.sh $(HOST_PACKAGES)
 
-test: lint base-image base-image-bookworm host-packages
-	pytest -q tests
+# Lint beside the host's side of the tests; then the unit tests and every scenario but upgrade
+# in three lanes at once (scripts/run_scenarios.py).
+test: venv collections
+	@$(MAKE) --no-print-directory -j2 --output-sync=target lint test-host
 	rm -rf build/test-results
-# Every scenario but upgrade, in two lanes at once (scripts/run_scenarios.py).
 	python scripts/run_scenarios.py || { python scripts/failed_tests.py build/test-results; exit 1; }
+
+# What the scenarios need of the host: apt one run at a time (the engine, the packages and
+# mmdebstrap), then both base images at once, each build mostly waiting on Debian's archive.
+test-host:
+	@scripts/ensure-docker.sh
+	@scripts/ensure-host-packages.sh $(HOST_PACKAGES) mmdebstrap
+	@scripts/build-base-image.sh bookworm & bookworm=$$!; \
+	  scripts/build-base-image.sh trixie; trixie=$$?; wait $$bookworm && exit $$trixie
 
 # Bookworm to trixie in place with nothing lost (molecule/upgrade): minutes of packages from
 # Debian's archive, so not part of `make test`; run before a release.

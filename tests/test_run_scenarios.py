@@ -64,3 +64,11 @@ def test_a_lane_goes_on_past_a_failure_and_the_run_fails(
     out = capsys.readouterr().out
     assert "broken     FAILED (1)" in out
     assert "after      passed" in out
+
+
+def test_every_scenario_but_upgrade_is_in_a_lane_once() -> None:
+    """A scenario left out of the lanes would never run in `make test`, and none says so."""
+    molecule = Path(__file__).resolve().parents[1] / "molecule"
+    scenarios = {path.parent.name for path in molecule.glob("*/molecule.yml")}
+    laned = [job for lane in run_scenarios.LANES for job in lane]
+    assert sorted(laned) == sorted({*scenarios - {"upgrade"}, run_scenarios.UNIT})

@@ -7,7 +7,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
-from playwright.sync_api import Browser, sync_playwright
+from playwright.sync_api import Browser, expect, sync_playwright
 
 CHROMIUM = "/usr/bin/chromium"
 # Without these Chromium keeps calling home, which this machine's closed network refuses.
@@ -20,6 +20,11 @@ QUIET = [
     "--disable-component-update",
     "--disable-sync",
 ]
+# Playwright's 5 s is too short for a device that shares two cores with a second test lane:
+# the web chat's first paint (Converse's 3 MB of script, compiled by a fresh profile, before the
+# page sets its title) and a message fetched from the archive have each taken longer there.
+# A real failure still fails, 20 s later.
+EXPECT_SECONDS = 20
 
 
 @contextmanager
@@ -29,6 +34,7 @@ def launched(*args: str) -> Iterator[Browser]:
         pytest.fail(
             "Debian's chromium is missing: make test installs it (apt-get install chromium)"
         )
+    expect.set_options(timeout=EXPECT_SECONDS * 1000)
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=CHROMIUM, args=[*QUIET, *args])
         try:

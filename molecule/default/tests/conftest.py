@@ -44,6 +44,16 @@ EJABBERD_CONFIG = "/etc/ejabberd/ejabberd.yml"
 LAST = "test_demo_container.py"
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    # The default and operations scenarios share these tests and split them by this mark, so
+    # that each runs on a device of its own, in a lane of its own (scripts/run_scenarios.py).
+    config.addinivalue_line(
+        "markers",
+        "operations: what a device goes through (updates, faults, a full disk, load, the demo "
+        "container recreated): the operations scenario's, not default's",
+    )
+
+
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     items.sort(key=lambda item: item.path.name == LAST)
 

@@ -14,6 +14,9 @@ import pytest
 from conftest import DOMAIN, api
 from containers import address_of, inspect
 
+# Run by the operations scenario, on a device of its own (molecule/operations).
+pytestmark = pytest.mark.operations
+
 
 def bench(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
     return subprocess.run(

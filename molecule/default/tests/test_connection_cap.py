@@ -13,6 +13,9 @@ from pathlib import Path
 
 import pytest
 
+# Run by the operations scenario, on a device of its own (molecule/operations).
+pytestmark = pytest.mark.operations
+
 DROP_IN = "/etc/systemd/system/ejabberd.service.d/zz-test-nofile.conf"
 LIMIT, RESERVE = 600, 512  # the role's default reserve: a cap of 88 connections
 

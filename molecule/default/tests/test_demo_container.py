@@ -24,6 +24,9 @@ from containers import address_of, inspect
 from playbook_run import Run, converge
 from test_xmpp import log_in
 
+# Run by the operations scenario, on a device of its own (molecule/operations).
+pytestmark = pytest.mark.operations
+
 DEMO = yaml.safe_load((REPO / "playbooks/vars/demo.yml").read_text())
 KEPT: list[str] = DEMO["demo_container_kept_paths"]
 REBUILT = "pi-im-appliance/rebuilt:test"

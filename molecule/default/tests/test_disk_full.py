@@ -24,6 +24,9 @@ import family
 from admin_console import Console
 from conftest import DOMAIN, Account, api, create_user, secret
 
+# Run by the operations scenario, on a device of its own (molecule/operations).
+pytestmark = pytest.mark.operations
+
 # Above RabbitMQ's 512 MiB disk limit and the console's 2 GiB warning: the device starts with
 # room. tmpfs takes memory only for what is written (the filler, for the test's length).
 SIZE = "2304m"

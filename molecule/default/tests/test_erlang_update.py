@@ -17,6 +17,9 @@ import family
 from conftest import Account
 from debian_packages import INSTALL, UPDATES_STATUS, nightly_run
 
+# Run by the operations scenario, on a device of its own (molecule/operations).
+pytestmark = pytest.mark.operations
+
 OLDER = "1:25.2.3+dfsg-1+deb12u1"
 BUILT_FOR = "/usr/local/lib/pi-im/pi_im_ejabberd/ebin/.built-for"
 

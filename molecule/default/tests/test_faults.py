@@ -22,6 +22,9 @@ import family
 from conftest import Account
 from containers import address_of
 
+# Run by the operations scenario, on a device of its own (molecule/operations).
+pytestmark = pytest.mark.operations
+
 # Back by itself: systemd restarted it (a minute is far beyond any restart it makes, and
 # well within the test's patience). The 10 s target is measured by make bench-faults.
 BOUND = 60.0

@@ -23,6 +23,9 @@ from admin_console import Console
 from conftest import EJABBERD_CONFIG, Account
 from debian_packages import download, install, installed_version, repack
 
+# Run by the operations scenario, on a device of its own (molecule/operations).
+pytestmark = pytest.mark.operations
+
 WORK = "/root/package-updates"
 STATUS = "/var/lib/pi-im/updates/ejabberd.json"
 BUILT_FOR = "/usr/local/lib/pi-im/pi_im_ejabberd/ebin/.built-for"

@@ -13,6 +13,9 @@ import yaml
 
 from playbook_run import HOST, converge
 
+# Run by the operations scenario, on a device of its own (molecule/operations).
+pytestmark = pytest.mark.operations
+
 # inventory/example's user; Imager's sudoers entry for it is password-less.
 USER = "pi"
 SUDOERS = f"/etc/sudoers.d/010_{USER}-nopasswd"

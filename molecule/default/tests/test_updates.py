@@ -24,6 +24,9 @@ from debian_packages import (
     repack,
 )
 
+# Run by the operations scenario, on a device of its own (molecule/operations).
+pytestmark = pytest.mark.operations
+
 ARCHIVE = "/root/updates-archive"
 ORIGIN = "pi-im-test"
 SOURCE = "/etc/apt/sources.list.d/pi-im-test.list"

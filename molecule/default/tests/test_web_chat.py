@@ -164,9 +164,7 @@ def signed_in(
     page.locator("#converse-login-jid").fill(member.jid.split("@")[0])
     page.locator("#converse-login-password").fill(member.password)
     page.locator("#converse-login-password").press("Enter")
-    expect(page.locator("converse-user-profile")).to_contain_text(
-        member.jid.split("@")[0], timeout=20_000
-    )
+    expect(page.locator("converse-user-profile")).to_contain_text(member.jid.split("@")[0])
     return page
 
 
@@ -214,7 +212,7 @@ def test_members_chat_share_a_file_and_find_history_in_the_web_chat(
     Image.frombytes("RGB", (64, 64), secrets.token_bytes(64 * 64 * 3)).save(photo)
     to_bob.locator("input.fileupload").set_input_files(photo)
     shown = to_alice.locator(f'img[src^="{WEB}/upload/"]')
-    expect(shown).to_be_visible(timeout=20_000)
+    expect(shown).to_be_visible()
     bob_page.screenshot(path=ARTIFACTS / "web-chat.png")
     src = urlsplit(shown.get_attribute("src") or "")
     assert get(address, device_tls, src.path, by="domain").content == photo.read_bytes()
@@ -332,10 +330,9 @@ def test_a_browser_beside_an_app_gets_what_is_sent_to_the_bare_address(
         assert any(live in text for text in heard), f"the browser ({transport}) never got it"
         chat = chat_with(page, sender)
         for text in (before, live):
-            # The first comes from the archive when the chat opens: on a device that shares its
-            # cores with a second test lane, that round trip and Converse's drawing take seconds.
+            # The first comes from the archive when the chat opens (chromium.EXPECT_SECONDS).
             try:
-                expect(chat.locator(".chat-msg__text", has_text=text)).to_be_visible(timeout=20_000)
+                expect(chat.locator(".chat-msg__text", has_text=text)).to_be_visible()
             except AssertionError as missing:
                 shown = chat.locator(".chat-msg__text").all_inner_texts()
                 reached = any(text in frame for frame in heard)
