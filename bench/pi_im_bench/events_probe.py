@@ -4,7 +4,8 @@ Standard library only, as root on the appliance. A durable queue of the benchmar
 bound to message.chat on the pi-im.events exchange, counts the events ejabberd published for
 the run's messages:
 
-    bind      declare the queue (empty), bind it; {"available": false} without an event bus
+    bind      declare the queue (empty), bind it; {"available": false} without an event bus,
+              or when ejabberd publishes no message.chat events (nothing to count, none lost)
     count N   wait up to N seconds for the count to stop moving; {"events": count}
     remove    delete the queue
 
@@ -23,6 +24,7 @@ import urllib.request
 from pathlib import Path
 
 SETTINGS = Path("/etc/pi-im/rabbitmq.json")
+EJABBERD_CONFIG = Path("/etc/ejabberd/ejabberd.yml")
 QUEUE = "pi-im-bench-events"
 
 
@@ -79,13 +81,30 @@ class Broker:
         return next((int(q["messages"]) for q in json.loads(out) if q["name"] == QUEUE), 0)
 
 
+def publishes_chat_events(config):
+    """Whether ejabberd's configuration has mod_event_bus publish message.chat. The role writes
+    the module's `events` as one JSON line right below it; without the module there are none.
+    A module whose list this cannot read counts as publishing: the run then says what it found."""
+    lines = [line.strip() for line in config.splitlines()]
+    if "mod_event_bus:" not in lines:
+        return False
+    below = lines[lines.index("mod_event_bus:") + 1 :]
+    if not below or not below[0].startswith("events:"):
+        return True
+    try:
+        return "message.chat" in json.loads(below[0].split(":", 1)[1])
+    except ValueError:
+        return True
+
+
 def main():
     command = sys.argv[1]
     exchange = None
     if SETTINGS.exists():
         settings = json.loads(SETTINGS.read_text())
         exchange = settings.get("events", {}).get("exchange")
-    if not exchange:
+    config = EJABBERD_CONFIG.read_text() if EJABBERD_CONFIG.exists() else ""
+    if not exchange or not publishes_chat_events(config):
         print(json.dumps({"available": False}))
         return 0
     broker = Broker(settings)
