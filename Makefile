@@ -72,15 +72,14 @@ host-packages:
 
 # Lint beside the host's side of the tests; then the unit tests and every scenario but upgrade
 # in three lanes at once (scripts/run_scenarios.py).
-test: venv collections
+test:
 	@$(MAKE) --no-print-directory -j2 --output-sync=target lint test-host
 	rm -rf build/test-results
 	python scripts/run_scenarios.py || { python scripts/failed_tests.py build/test-results; exit 1; }
 
-# What the scenarios need of the host: apt one run at a time (the engine, the packages and
+# What the scenarios need of the host: apt one run at a time (the engine, then the packages and
 # mmdebstrap), then both base images at once, each build mostly waiting on Debian's archive.
-test-host:
-	@scripts/ensure-docker.sh
+test-host: engine
 	@scripts/ensure-host-packages.sh $(HOST_PACKAGES) mmdebstrap
 	@scripts/build-base-image.sh bookworm & bookworm=$$!; \
 	  scripts/build-base-image.sh trixie; trixie=$$?; wait $$bookworm && exit $$trixie

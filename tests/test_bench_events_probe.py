@@ -8,7 +8,7 @@ import json
 from pathlib import Path
 
 import pytest
-from jinja2 import Environment, FileSystemLoader, StrictUndefined
+from jinja2 import Environment, StrictUndefined
 
 from pi_im_bench import events_probe
 
@@ -21,7 +21,7 @@ def module_block(events: list[str]) -> str:
     template = (ROLE / "templates/ejabberd.yml.j2").read_text()
     start = template.index("  mod_event_bus:")
     block = template[start : template.index("{% endif %}", start)]
-    environment = Environment(loader=FileSystemLoader(str(ROLE)), undefined=StrictUndefined)
+    environment = Environment(undefined=StrictUndefined)
     environment.filters["to_json"] = json.dumps
     environment.filters["bool"] = bool
     return environment.from_string(block).render(
